@@ -1,0 +1,21 @@
+mod errors;
+mod events;
+mod tasks;
+
+use nightshift_protocol::{Budget, TaskId, TaskSpec};
+
+pub fn spec(goal: &str) -> TaskSpec {
+    TaskSpec {
+        repo: "/tmp/repo".into(),
+        base_ref: Some("main".into()),
+        goal: goal.into(),
+        checks: vec!["cargo test".into()],
+        budget: Budget::default(),
+        max_verify_rounds: 3,
+        labels: vec!["demo".into()],
+    }
+}
+
+pub fn id(n: u64) -> TaskId {
+    TaskId::from_parts(1_764_000_000_000 + n, 0xbeef)
+}
