@@ -1,0 +1,231 @@
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::GitError;
+use crate::exec::{Git, absolute, args, failed};
+use crate::worktree::Worktree;
+
+/// The user's repository, at its top level. Only read: work happens in worktrees.
+#[derive(Clone, Debug)]
+pub struct Repo {
+    root: PathBuf,
+    git: Git,
+}
+
+impl Repo {
+    /// Opens the repository containing `path` (any directory inside it).
+    ///
+    /// Errors: [`GitError::PathMissing`], [`GitError::NotARepo`], [`GitError::BareRepo`],
+    /// [`GitError::NoCommits`].
+    pub fn open(path: &Path) -> Result<Repo, GitError> {
+        Self::open_with_env(path, Vec::<(OsString, OsString)>::new())
+    }
+
+    /// Like [`Repo::open`], with extra environment variables for every git command run for
+    /// this repository and its worktrees (e.g. `HOME` or `GIT_CONFIG_NOSYSTEM` to isolate it
+    /// from the machine's git configuration) without touching the process environment.
+    pub fn open_with_env<I, K, V>(path: &Path, env: I) -> Result<Repo, GitError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        let git = Git::new(env.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        let path = absolute(path)?;
+        if !path.exists() {
+            return Err(GitError::PathMissing { path });
+        }
+        if !path.is_dir() {
+            return Err(GitError::NotARepo { path });
+        }
+
+        let bare = git.run(&path, args!["rev-parse", "--is-bare-repository"], &[])?;
+        if !bare.status.success() {
+            if bare.stderr.contains("not a git repository") {
+                return Err(GitError::NotARepo { path });
+            }
+            return Err(failed(
+                &path,
+                args!["rev-parse", "--is-bare-repository"],
+                &bare,
+            ));
+        }
+        if bare.text() == "true" {
+            return Err(GitError::BareRepo { path });
+        }
+
+        let top = git.ok(&path, args!["rev-parse", "--show-toplevel"], &[])?;
+        let mut root = top.stdout;
+        while root.last() == Some(&b'\n') {
+            root.pop();
+        }
+        let root = PathBuf::from(OsString::from_vec(root));
+
+        let head = git.run(
+            &root,
+            args!["rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+            &[],
+        )?;
+        if !head.status.success() {
+            return Err(GitError::NoCommits);
+        }
+        Ok(Repo { root, git })
+    }
+
+    /// Stops any single git command that runs longer than `timeout` (default: 10 minutes).
+    pub fn with_timeout(mut self, timeout: Duration) -> Repo {
+        self.git.set_timeout(timeout);
+        self
+    }
+
+    /// The repository's top-level directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Full sha of a ref/commit-ish; [`GitError::UnknownRef`] when it names no commit.
+    pub fn resolve_commit(&self, reference: &str) -> Result<String, GitError> {
+        let unknown = || GitError::UnknownRef {
+            reference: reference.to_owned(),
+        };
+        if reference.trim().is_empty() {
+            return Err(unknown());
+        }
+        let spec = format!("{reference}^{{commit}}");
+        let output = self.git.run(
+            &self.root,
+            args!["rev-parse", "--verify", "--quiet", "--end-of-options", spec],
+            &[],
+        )?;
+        if !output.status.success() {
+            return Err(unknown());
+        }
+        Ok(output.text())
+    }
+
+    /// Whether `refs/heads/<branch>` exists. [`GitError::InvalidBranch`] for names git would
+    /// refuse.
+    pub fn branch_exists(&self, branch: &str) -> Result<bool, GitError> {
+        self.check_branch_name(branch)?;
+        let full = format!("refs/heads/{branch}");
+        let cmd = args!["show-ref", "--verify", "--quiet", full];
+        let output = self.git.run(&self.root, cmd, &[])?;
+        match output.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(failed(&self.root, cmd, &output)),
+        }
+    }
+
+    /// `git worktree add -b <branch> <path> <base>`; refuses ([`GitError::BranchExists`]) to
+    /// reuse an existing branch, and refuses a `path` that exists and is not an empty directory.
+    pub fn add_worktree(
+        &self,
+        path: &Path,
+        branch: &str,
+        base_commit: &str,
+    ) -> Result<Worktree, GitError> {
+        if self.branch_exists(branch)? {
+            return Err(GitError::BranchExists {
+                branch: branch.to_owned(),
+            });
+        }
+        let base = self.resolve_commit(base_commit)?;
+        // Relative to our working directory, not to the repository `-C` moves git into.
+        let path = absolute(path)?;
+        if path.exists() && !is_empty_dir(&path) {
+            return Err(GitError::WorktreePathExists { path });
+        }
+        self.git.ok(
+            &self.root,
+            args!["worktree", "add", "--quiet", "-b", branch, path, base],
+            &[],
+        )?;
+        Worktree::created(path, branch.to_owned(), self.git.clone())
+    }
+
+    /// Removes the worktree at `path` (even with uncommitted changes) and prunes stale
+    /// worktree records; fine if it is already gone. Its branch is kept.
+    pub fn remove_worktree(&self, path: &Path) -> Result<(), GitError> {
+        let path = absolute(path)?;
+        if path.exists() {
+            // Twice `--force` also removes a locked worktree. git itself refuses to remove the
+            // main working tree or a directory that is not one of this repository's worktrees.
+            let cmd = args!["worktree", "remove", "--force", "--force", path];
+            let output = self.git.run(&self.root, cmd, &[])?;
+            if !output.status.success() {
+                // git also refuses when the worktree's `.git` file no longer points back (the
+                // agent can write to it). If git still lists the directory as one of our linked
+                // worktrees it is ours to delete; anything else keeps git's refusal.
+                if !self.is_linked_worktree(&path)? {
+                    return Err(failed(&self.root, cmd, &output));
+                }
+                std::fs::remove_dir_all(&path).map_err(|source| GitError::Io {
+                    what: "could not delete the worktree directory",
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+        // Forgets worktrees whose directory was deleted behind git's back.
+        self.git.ok(&self.root, args!["worktree", "prune"], &[])?;
+        Ok(())
+    }
+
+    /// Deletes a local branch (even if unmerged); fine if it does not exist. git refuses to
+    /// delete a branch that is checked out, so the user's current branch is safe.
+    pub fn delete_branch(&self, branch: &str) -> Result<(), GitError> {
+        if !self.branch_exists(branch)? {
+            return Ok(());
+        }
+        self.git
+            .ok(&self.root, args!["branch", "--quiet", "-D", branch], &[])?;
+        Ok(())
+    }
+
+    /// Whether `path` is one of this repository's linked worktrees (never the main one).
+    fn is_linked_worktree(&self, path: &Path) -> Result<bool, GitError> {
+        let Ok(path) = path.canonicalize() else {
+            return Ok(false);
+        };
+        let output = self.git.ok(
+            &self.root,
+            args!["worktree", "list", "--porcelain", "-z"],
+            &[],
+        )?;
+        let linked = output
+            .stdout
+            .split(|b| *b == 0)
+            .filter_map(|field| field.strip_prefix(b"worktree "))
+            .map(|p| PathBuf::from(OsString::from_vec(p.to_vec())))
+            // The first entry is always the main working tree.
+            .skip(1)
+            .any(|p| p.canonicalize().is_ok_and(|p| p == path));
+        Ok(linked)
+    }
+
+    fn check_branch_name(&self, branch: &str) -> Result<(), GitError> {
+        let invalid = || GitError::InvalidBranch {
+            branch: branch.to_owned(),
+        };
+        // A leading dash would read as an option; `HEAD` as a branch confuses every tool.
+        if branch.is_empty() || branch.starts_with('-') || branch == "HEAD" {
+            return Err(invalid());
+        }
+        let full = format!("refs/heads/{branch}");
+        let output = self
+            .git
+            .run(&self.root, args!["check-ref-format", full], &[])?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(invalid())
+        }
+    }
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
+}
