@@ -1,0 +1,45 @@
+//! Shared helpers for the model tests.
+
+mod chat;
+mod errors;
+mod retries;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nightshift_model::{
+    ChatCompletionsClient, ModelClient, ModelError, ModelRequest, ModelResponse, ProviderConfig,
+    RetryNote,
+};
+use nightshift_protocol::Message;
+use nightshift_testkit::ScriptedServer;
+
+/// A config pointing at `server`, with retries fast enough for tests.
+pub fn config_for(server: &ScriptedServer) -> ProviderConfig {
+    ProviderConfig {
+        base_url: server.base_url(),
+        model: "test-model".into(),
+        idle_timeout: Duration::from_secs(10),
+        retry_base_delay: Duration::from_millis(10),
+        ..ProviderConfig::default()
+    }
+}
+
+pub fn user_request(text: &str) -> ModelRequest {
+    ModelRequest {
+        messages: vec![Message::system("You are terse."), Message::user(text)],
+        tools: Vec::new(),
+    }
+}
+
+/// Runs one completion, collecting the retry notes it reported.
+pub async fn complete(
+    config: ProviderConfig,
+    request: &ModelRequest,
+) -> (Result<ModelResponse, ModelError>, Vec<RetryNote>) {
+    let client = ChatCompletionsClient::new(config).expect("valid config");
+    let notes = Mutex::new(Vec::new());
+    let record = |note: &RetryNote| notes.lock().unwrap().push(note.clone());
+    let result = client.complete(request, &record).await;
+    (result, notes.into_inner().unwrap())
+}
