@@ -19,7 +19,9 @@ pub enum GitError {
     )]
     BareRepo { path: PathBuf },
 
-    #[error("the repository has no commits yet; commit something first")]
+    #[error(
+        "the repository has no commits yet\nhint: make a first commit (git add -A && git commit), or point --repo at a repository with history"
+    )]
     NoCommits,
 
     #[error(

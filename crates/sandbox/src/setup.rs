@@ -228,6 +228,10 @@ pub(crate) fn base_env(home: &Path, tmpdir: &Path, tc: &Toolchain) -> Vec<(OsStr
     put("HOME", home.as_os_str());
     put("TMPDIR", tmpdir.as_os_str());
     put("USER", OsStr::new("nightshift"));
+    // Bytecode caches only litter the worktree (and the task's commit), and Python trusts a
+    // cached .pyc whose source changed within the same second at the same size — exactly what
+    // a quick one-character fix does. A task can still turn this off with its own env.
+    put("PYTHONDONTWRITEBYTECODE", OsStr::new("1"));
     if let Some(dir) = &tc.cargo_home {
         put("CARGO_HOME", dir.as_os_str());
     }

@@ -18,6 +18,7 @@ const ALLOWED: &[&str] = &[
     "USER",
     "CARGO_HOME",
     "RUSTUP_HOME",
+    "PYTHONDONTWRITEBYTECODE",
     "TASK_FLAG",
     // Set by the shell itself.
     "PWD",
@@ -61,6 +62,7 @@ fn host_secrets_do_not_reach_the_command() {
             }
             assert_eq!(env["TASK_FLAG"], "on", "{mode}");
             assert_eq!(env["USER"], "nightshift", "{mode}");
+            assert_eq!(env["PYTHONDONTWRITEBYTECODE"], "1", "{mode}");
             assert!(
                 env.contains_key("PATH") && env.contains_key("TERM"),
                 "{mode}"
