@@ -1,0 +1,119 @@
+//! The agent loop: the model proposes tool calls, the tools run them in the sandbox, and when the
+//! model says it is done the task's checks decide whether it is.
+//!
+//! The agent is a queue pair, as in the Codex CLI: [`spawn`] starts it, [`AgentHandle::submit`]
+//! sends it an [`Op`], [`AgentHandle::next_event`] yields what it did. Prompt assembly, context
+//! management, tool dispatch, verification rounds and budgets live here. It knows nothing of
+//! storage, git, HTTP servers or forges: the caller persists the events and commits the work, and
+//! the checks are run through the [`Checks`] trait the caller implements.
+
+mod context;
+mod prompt;
+mod run;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use nightshift_model::ModelClient;
+use nightshift_protocol::{Budget, CheckOutcome, CommandReport, EventKind, TaskStatus, Usage};
+use nightshift_tools::Toolbox;
+use tokio::sync::mpsc;
+
+pub use context::{Trimmed, estimate, fit};
+pub use prompt::{
+    PromptContext, SYSTEM_TEMPLATE, render_goal, render_system_prompt, repo_map, template_hash,
+};
+
+/// A boxed future, so [`Checks`] can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs the task's completion checks. Implemented by the caller, who owns the sandbox.
+pub trait Checks: Send + Sync {
+    /// Runs every check once, in order, and reports each.
+    fn run_all(&self) -> BoxFuture<'_, Vec<CheckRun>>;
+}
+
+/// One check's outcome plus the sandbox accounting for it.
+#[derive(Debug, Clone)]
+pub struct CheckRun {
+    pub outcome: CheckOutcome,
+    pub report: Option<CommandReport>,
+}
+
+/// Everything the agent needs for one task.
+pub struct AgentSetup {
+    pub goal: String,
+    /// The check commands, shown to the model; [`AgentSetup::checks_runner`] runs them.
+    pub checks: Vec<String>,
+    pub budget: Budget,
+    pub max_verify_rounds: u32,
+    /// The model's context window in tokens.
+    pub context_window: u64,
+    /// The target repository's AGENTS.md.
+    pub instructions: Option<String>,
+    /// Tracked files of the repository, for the map in the system prompt.
+    pub files: Vec<String>,
+    pub model: Arc<dyn ModelClient>,
+    pub toolbox: Arc<Toolbox>,
+    pub checks_runner: Arc<dyn Checks>,
+}
+
+/// Instructions to a running agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Stop as soon as possible; the task ends `cancelled`.
+    Cancel,
+}
+
+/// What the agent reports: a step, or the end.
+#[derive(Debug, Clone)]
+pub enum AgentEvent {
+    Event(EventKind),
+    Finished(AgentOutcome),
+}
+
+/// How the agent's work ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentOutcome {
+    pub status: TaskStatus,
+    pub summary: String,
+    /// Why the status is not `succeeded`.
+    pub reason: Option<String>,
+    pub steps: u32,
+    pub verify_rounds: u32,
+    pub usage: Usage,
+    /// The last verification round's results.
+    pub checks: Vec<CheckOutcome>,
+}
+
+/// The caller's side of the queue pair.
+pub struct AgentHandle {
+    ops: mpsc::UnboundedSender<Op>,
+    events: mpsc::Receiver<AgentEvent>,
+}
+
+impl AgentHandle {
+    /// Sends an instruction. Ignored once the agent has finished.
+    pub fn submit(&self, op: Op) {
+        // A send error means the agent already finished; there is nothing left to instruct.
+        let _ = self.ops.send(op);
+    }
+
+    /// The next event; `None` after [`AgentEvent::Finished`] has been delivered.
+    pub async fn next_event(&mut self) -> Option<AgentEvent> {
+        self.events.recv().await
+    }
+}
+
+/// Starts the agent on the current tokio runtime.
+pub fn spawn(setup: AgentSetup) -> AgentHandle {
+    let (ops_tx, ops_rx) = mpsc::unbounded_channel();
+    // Bounded: a slow consumer slows the agent down instead of letting events pile up in memory.
+    let (events_tx, events_rx) = mpsc::channel(256);
+    tokio::spawn(run::run(setup, ops_rx, events_tx));
+    AgentHandle {
+        ops: ops_tx,
+        events: events_rx,
+    }
+}

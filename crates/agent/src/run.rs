@@ -1,0 +1,360 @@
+//! The loop itself. One model request is one step; budgets are checked before each.
+
+use std::time::{Duration, Instant};
+
+use nightshift_model::{ModelRequest, RetryNote};
+use nightshift_protocol::{CheckOutcome, EventKind, Message, TaskStatus, Usage};
+use tokio::sync::mpsc;
+
+use crate::context;
+use crate::prompt::{self, PromptContext};
+use crate::{AgentEvent, AgentOutcome, AgentSetup, Op};
+
+/// Tokens kept free for the model's answer, as a fraction of the window.
+const OUTPUT_RESERVE_DIVISOR: u64 = 8;
+/// Token budget for the file map in the system prompt.
+const MAP_TOKEN_BUDGET: usize = 2_000;
+/// Check output handed back to the model, per check.
+const CHECK_OUTPUT_TO_MODEL: usize = 8 * 1024;
+
+/// Why the loop stopped early.
+enum Stop {
+    Cancelled,
+    Budget(String),
+    ChecksFailed(String),
+    Error(String),
+}
+
+struct Loop {
+    setup: AgentSetup,
+    ops: mpsc::UnboundedReceiver<Op>,
+    events: mpsc::Sender<AgentEvent>,
+    messages: Vec<Message>,
+    template_hash: String,
+    deadline: Option<Instant>,
+    steps: u32,
+    verify_rounds: u32,
+    usage: Usage,
+    last_checks: Vec<CheckOutcome>,
+    cancelled: bool,
+}
+
+pub(crate) async fn run(
+    setup: AgentSetup,
+    ops: mpsc::UnboundedReceiver<Op>,
+    events: mpsc::Sender<AgentEvent>,
+) {
+    let system = prompt::render_system_prompt(&PromptContext {
+        checks: setup.checks.clone(),
+        instructions: setup.instructions.clone(),
+        files: setup.files.clone(),
+        map_token_budget: MAP_TOKEN_BUDGET,
+    });
+    let messages = vec![
+        Message::system(system),
+        Message::user(prompt::render_goal(&setup.goal)),
+    ];
+    let deadline = setup
+        .budget
+        .timeout_secs
+        .map(|secs| Instant::now() + Duration::from_secs(secs));
+    let mut agent = Loop {
+        setup,
+        ops,
+        events,
+        messages,
+        template_hash: prompt::template_hash(),
+        deadline,
+        steps: 0,
+        verify_rounds: 0,
+        usage: Usage::default(),
+        last_checks: Vec::new(),
+        cancelled: false,
+    };
+    let (status, summary, reason) = match agent.work().await {
+        Ok(summary) => (TaskStatus::Succeeded, summary, None),
+        Err((summary, stop)) => match stop {
+            Stop::Cancelled => (TaskStatus::Cancelled, summary, Some("cancelled".to_owned())),
+            Stop::Budget(why) => (TaskStatus::BudgetExhausted, summary, Some(why)),
+            Stop::ChecksFailed(why) => (TaskStatus::Failed, summary, Some(why)),
+            Stop::Error(why) => (TaskStatus::Error, summary, Some(why)),
+        },
+    };
+    let outcome = AgentOutcome {
+        status,
+        summary,
+        reason,
+        steps: agent.steps,
+        verify_rounds: agent.verify_rounds,
+        usage: agent.usage,
+        checks: agent.last_checks,
+    };
+    // The receiver may be gone if the caller gave up; nothing else to do then.
+    let _ = agent.events.send(AgentEvent::Finished(outcome)).await;
+}
+
+impl Loop {
+    /// Runs turns until the checks pass (Ok with the summary) or something stops the task
+    /// (Err with the best summary so far and the reason).
+    async fn work(&mut self) -> Result<String, (String, Stop)> {
+        let mut summary = String::new();
+        loop {
+            if let Err(stop) = self.check_budgets() {
+                return Err((summary, stop));
+            }
+            let finished = match self.turn().await {
+                Ok(finished) => finished,
+                Err(stop) => return Err((summary, stop)),
+            };
+            let Some(claimed) = finished else { continue };
+            summary = claimed;
+            match self.verify().await {
+                Ok(true) => return Ok(summary),
+                Ok(false) if self.verify_rounds >= self.setup.max_verify_rounds => {
+                    let why = format!(
+                        "checks still failing after {} verification round(s) (raise --max-verify-rounds)",
+                        self.verify_rounds
+                    );
+                    return Err((summary, Stop::ChecksFailed(why)));
+                }
+                Ok(false) => {}
+                Err(stop) => return Err((summary, stop)),
+            }
+        }
+    }
+
+    fn check_budgets(&mut self) -> Result<(), Stop> {
+        self.poll_ops();
+        if self.cancelled {
+            return Err(Stop::Cancelled);
+        }
+        let budget = &self.setup.budget;
+        if self.steps >= budget.max_steps {
+            return Err(Stop::Budget(format!(
+                "step budget used up: {} of {} model requests (raise --max-steps)",
+                self.steps, budget.max_steps
+            )));
+        }
+        if let Some(max) = budget.max_tokens
+            && self.usage.total() >= max
+        {
+            return Err(Stop::Budget(format!(
+                "token budget used up: {} of {max} tokens (raise --max-tokens)",
+                self.usage.total()
+            )));
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(self.timeout_stop());
+        }
+        Ok(())
+    }
+
+    fn timeout_stop(&self) -> Stop {
+        let secs = self.setup.budget.timeout_secs.unwrap_or_default();
+        Stop::Budget(format!(
+            "wall-clock budget used up: {secs} s (raise --timeout)"
+        ))
+    }
+
+    fn poll_ops(&mut self) {
+        while let Ok(op) = self.ops.try_recv() {
+            match op {
+                Op::Cancel => self.cancelled = true,
+            }
+        }
+    }
+
+    /// Waits for `future` unless the task is cancelled or its wall-clock budget runs out first.
+    async fn guarded<T>(&mut self, future: impl Future<Output = T>) -> Result<T, Stop> {
+        let deadline = self.deadline;
+        let sleep = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(future, sleep);
+        let mut ops_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                op = self.ops.recv(), if ops_open => match op {
+                    Some(Op::Cancel) => { self.cancelled = true; return Err(Stop::Cancelled) }
+                    // The handle was dropped: nobody can cancel any more; keep going.
+                    None => ops_open = false,
+                },
+                () = &mut sleep => return Err(self.timeout_stop()),
+                value = &mut future => return Ok(value),
+            }
+        }
+    }
+
+    async fn emit(&self, kind: EventKind) {
+        // A closed channel means the caller stopped listening; the work itself goes on.
+        let _ = self.events.send(AgentEvent::Event(kind)).await;
+    }
+
+    /// One model request and the tool calls it asks for. Returns the model's summary when it
+    /// says it is done (a `finish` call, or an answer without tool calls).
+    async fn turn(&mut self) -> Result<Option<String>, Stop> {
+        let window = self.setup.context_window;
+        let limit = window - window / OUTPUT_RESERVE_DIVISOR;
+        if let Some(trimmed) = context::fit(&mut self.messages, limit) {
+            self.emit(EventKind::ContextTrimmed {
+                messages_trimmed: trimmed.messages_trimmed,
+                tokens_before: trimmed.tokens_before,
+                tokens_after: trimmed.tokens_after,
+            })
+            .await;
+        }
+        self.steps += 1;
+        let step = self.steps;
+        self.emit(EventKind::ModelRequest {
+            step,
+            model: self.setup.model.model_name().to_owned(),
+            template_hash: self.template_hash.clone(),
+            messages: self.messages.len(),
+            estimated_tokens: context::estimate(&self.messages),
+        })
+        .await;
+
+        let request = ModelRequest {
+            messages: self.messages.clone(),
+            tools: self.setup.toolbox.specs(),
+        };
+        let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<RetryNote>();
+        let on_retry = move |note: &RetryNote| {
+            let _ = retry_tx.send(note.clone());
+        };
+        let model = self.setup.model.clone();
+        let started = Instant::now();
+        let response = self.guarded(model.complete(&request, &on_retry)).await?;
+        while let Ok(note) = retry_rx.try_recv() {
+            self.emit(EventKind::ModelRetry {
+                step,
+                attempt: note.attempt,
+                error: note.error,
+                wait_ms: note.wait.as_millis() as u64,
+            })
+            .await;
+        }
+        let response = response.map_err(|e| Stop::Error(format!("model request failed: {e}")))?;
+        self.usage.add(response.usage);
+        self.emit(EventKind::ModelResponse {
+            step,
+            content: response.message.content.clone(),
+            tool_calls: response.message.tool_calls.clone(),
+            usage: response.usage,
+            latency_ms: started.elapsed().as_millis() as u64,
+            finish_reason: response.finish_reason.clone(),
+        })
+        .await;
+
+        let calls = response.message.tool_calls.clone();
+        let text = response.message.content.clone();
+        self.messages.push(response.message);
+        if calls.is_empty() {
+            // No tool call: the model considers itself done; its text is the summary.
+            return Ok(Some(text));
+        }
+        let mut finish = None;
+        for call in calls {
+            self.emit(EventKind::ToolCall {
+                step,
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+            })
+            .await;
+            let toolbox = self.setup.toolbox.clone();
+            let started = Instant::now();
+            let output = self
+                .guarded(toolbox.call(&call.name, &call.arguments))
+                .await?;
+            if let Some(report) = output.command.clone() {
+                self.emit(EventKind::CommandFinished(report)).await;
+            }
+            self.emit(EventKind::ToolResult {
+                step,
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                output: output.text.clone(),
+                is_error: output.is_error,
+                duration_ms: started.elapsed().as_millis() as u64,
+            })
+            .await;
+            self.messages.push(Message::tool(call.id, output.text));
+            if output.finish.is_some() {
+                finish = output.finish;
+            }
+        }
+        Ok(finish)
+    }
+
+    /// Runs the checks. Ok(true) when all pass; Ok(false) after handing the failures back to
+    /// the model as a new turn.
+    async fn verify(&mut self) -> Result<bool, Stop> {
+        if self.setup.checks.is_empty() {
+            return Ok(true);
+        }
+        self.verify_rounds += 1;
+        let round = self.verify_rounds;
+        self.emit(EventKind::StateChanged {
+            from: Some(TaskStatus::Running),
+            to: TaskStatus::Verifying,
+            reason: Some(format!("verification round {round}")),
+        })
+        .await;
+        let runner = self.setup.checks_runner.clone();
+        let runs = self.guarded(runner.run_all()).await?;
+        for run in &runs {
+            if let Some(report) = &run.report {
+                self.emit(EventKind::CommandFinished(report.clone())).await;
+            }
+        }
+        let checks: Vec<CheckOutcome> = runs.into_iter().map(|r| r.outcome).collect();
+        let passed = checks.iter().all(|c| c.passed);
+        self.emit(EventKind::ChecksFinished {
+            round,
+            passed,
+            checks: checks.clone(),
+        })
+        .await;
+        self.last_checks = checks;
+        if passed {
+            return Ok(true);
+        }
+        self.emit(EventKind::StateChanged {
+            from: Some(TaskStatus::Verifying),
+            to: TaskStatus::Running,
+            reason: Some(format!("checks failed in round {round}")),
+        })
+        .await;
+        if self.verify_rounds < self.setup.max_verify_rounds {
+            self.messages
+                .push(Message::user(failure_report(&self.last_checks, round)));
+        }
+        Ok(false)
+    }
+}
+
+/// The turn that hands failing checks back to the model.
+fn failure_report(checks: &[CheckOutcome], round: u32) -> String {
+    let mut text = format!(
+        "Nightshift ran the checks (verification round {round}) and they did not all pass.\n"
+    );
+    for check in checks {
+        let status = match (check.passed, check.exit_code) {
+            (true, _) => "passed".to_owned(),
+            (false, Some(code)) => format!("FAILED with exit code {code}"),
+            (false, None) => "FAILED (killed or timed out)".to_owned(),
+        };
+        text.push_str(&format!("\n$ {}\n{status}\n", check.command));
+        if !check.passed {
+            let output = nightshift_tools::trim_middle(&check.output, CHECK_OUTPUT_TO_MODEL);
+            text.push_str(&format!("<output>\n{output}\n</output>\n"));
+        }
+    }
+    text.push_str("\nFix the cause, then call finish again.");
+    text
+}
