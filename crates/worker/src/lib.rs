@@ -1,0 +1,16 @@
+//! One task end to end: validate its spec, prepare a worktree on `nightshift/<task-id>`, drive
+//! the agent, run the checks in the sandbox, persist every event, and hand back a commit.
+//!
+//! This crate owns the order of those steps and the guarantees around them (events appended
+//! before they are shown; no branch left behind by a run that changed nothing; the user's own
+//! checkout never touched). It does not parse arguments or print: callers get each [`Event`]
+//! through a callback and the [`TaskResult`] at the end.
+
+mod checks;
+mod spec;
+mod task;
+
+pub use spec::{SpecError, ValidSpec, validate};
+pub use task::{WorkerConfig, WorkerError, new_task_id, run_task};
+
+pub use nightshift_protocol::{Event, TaskResult};
