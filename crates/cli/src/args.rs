@@ -1,0 +1,108 @@
+//! Command-line arguments. Validation of what they mean happens in `run` (via the worker's
+//! spec validation) before anything is created.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nightshift",
+    version,
+    about = "A background coding agent: give it a repository, a goal and checks; get back a verified branch."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a task now, in this process, and hand back a branch.
+    Run(Box<RunArgs>),
+    /// Print a past task's summary.
+    Show(ShowArgs),
+    /// Print a past task's events.
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What to do, in plain words.
+    #[arg(value_name = "GOAL")]
+    pub goal: String,
+    /// The git repository to work on.
+    #[arg(long, default_value = ".", value_name = "PATH")]
+    pub repo: PathBuf,
+    /// The ref the task branch starts from.
+    #[arg(long = "base", value_name = "REF")]
+    pub base_ref: Option<String>,
+    /// A shell command that must exit 0 for the task to succeed (repeatable).
+    #[arg(long = "check", value_name = "COMMAND")]
+    pub checks: Vec<String>,
+    /// Maximum model requests.
+    #[arg(long, default_value_t = nightshift_protocol::Budget::DEFAULT_MAX_STEPS)]
+    pub max_steps: u32,
+    /// Maximum tokens (input + output) across all model requests.
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
+    /// Wall-clock limit for the whole task, e.g. 30m or 1h30m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// How many times the checks run before the task is given up as failed.
+    #[arg(long, default_value_t = nightshift_protocol::TaskSpec::DEFAULT_MAX_VERIFY_ROUNDS)]
+    pub max_verify_rounds: u32,
+    /// Print the event stream as JSONL on stdout, then a final result object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Isolation for commands: bwrap (default) or none (no isolation; recorded in the task).
+    #[arg(long, value_enum)]
+    pub sandbox: Option<SandboxArg>,
+    /// Commit author as "Name <email>" (default: Nightshift <nightshift@localhost>).
+    #[arg(long, value_name = "NAME <EMAIL>")]
+    pub author: Option<String>,
+}
+
+/// Model settings; each overrides the environment and the config file.
+#[derive(Debug, Args, Default)]
+pub struct ModelArgs {
+    /// OpenAI-compatible base URL, e.g. https://api.openai.com/v1 [env: NIGHTSHIFT_BASE_URL]
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Model name [env: NIGHTSHIFT_MODEL]
+    #[arg(long)]
+    pub model: Option<String>,
+    /// API key; prefer NIGHTSHIFT_API_KEY, as flags are visible to other local users.
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// The model's context window in tokens.
+    #[arg(long)]
+    pub context_window: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxArg {
+    Bwrap,
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The task id, as printed by `nightshift run`.
+    pub task_id: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The task id, as printed by `nightshift run`.
+    pub task_id: String,
+    /// Print events as JSONL.
+    #[arg(long)]
+    pub json: bool,
+}

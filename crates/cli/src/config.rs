@@ -1,0 +1,248 @@
+//! Where Nightshift keeps things and how settings are resolved.
+//!
+//! Precedence, lowest to highest: built-in defaults, the config file, environment variables,
+//! command-line flags. `NIGHTSHIFT_HOME` moves the data directory and the config file together
+//! (tests use it); otherwise the XDG base directories are used.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::args::{ModelArgs, SandboxArg};
+
+/// The data directory and the config file's path.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    pub data: PathBuf,
+    pub config_file: PathBuf,
+}
+
+impl Dirs {
+    pub fn from_env() -> anyhow::Result<Dirs> {
+        if let Some(home) = non_empty_env("NIGHTSHIFT_HOME") {
+            let home = PathBuf::from(home);
+            return Ok(Dirs {
+                config_file: home.join("config.toml"),
+                data: home,
+            });
+        }
+        let user_home = non_empty_env("HOME").map(PathBuf::from);
+        let base = |xdg: &str, fallback: &str| -> anyhow::Result<PathBuf> {
+            if let Some(dir) = non_empty_env(xdg) {
+                return Ok(PathBuf::from(dir));
+            }
+            match &user_home {
+                Some(home) => Ok(home.join(fallback)),
+                None => bail!(
+                    "cannot tell where to keep Nightshift's data: neither {xdg} nor HOME is set\n\
+                     hint: set NIGHTSHIFT_HOME to a directory Nightshift may use"
+                ),
+            }
+        };
+        Ok(Dirs {
+            data: base("XDG_DATA_HOME", ".local/share")?.join("nightshift"),
+            config_file: base("XDG_CONFIG_HOME", ".config")?
+                .join("nightshift")
+                .join("config.toml"),
+        })
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.data.join("nightshift.db")
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The config file, as written by the user. Unknown keys are refused so typos do not pass
+/// silently.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub model: FileModel,
+    #[serde(default)]
+    pub commit: FileCommit,
+    #[serde(default)]
+    pub sandbox: FileSandbox,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileModel {
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<String>,
+    /// Name of an environment variable holding the key, e.g. OPENAI_API_KEY.
+    pub api_key_env: Option<String>,
+    pub context_window: Option<u64>,
+    pub max_output_tokens: Option<u32>,
+    pub stream: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCommit {
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSandbox {
+    pub mode: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    pub shell_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    pub check_timeout: Option<Duration>,
+}
+
+/// Durations in the config file are written like "10m" or "1h 30m".
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+impl FileConfig {
+    /// Reads the config file; a missing file is an empty config.
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(FileConfig::default());
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("could not read {}", path.display()));
+            }
+        };
+        toml::from_str(&text).map_err(|error| {
+            anyhow::anyhow!(
+                "{} is not a valid Nightshift config: {error}\nhint: see the README's \
+                 \"Configuration\" section for the keys Nightshift understands",
+                path.display()
+            )
+        })
+    }
+}
+
+/// The model provider settings after applying precedence.
+#[derive(Debug, Clone)]
+pub struct ModelSettings {
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    pub context_window: u64,
+    pub max_output_tokens: Option<u32>,
+    pub stream: bool,
+}
+
+pub const DEFAULT_CONTEXT_WINDOW: u64 = 32_768;
+
+/// Resolves the model settings: flags over environment over config file.
+pub fn model_settings(
+    file: &FileConfig,
+    flags: &ModelArgs,
+    config_path: &Path,
+) -> anyhow::Result<ModelSettings> {
+    let base_url = flags
+        .base_url
+        .clone()
+        .or_else(|| non_empty_env("NIGHTSHIFT_BASE_URL"))
+        .or_else(|| file.model.base_url.clone());
+    let Some(base_url) = base_url else {
+        bail!(
+            "no model provider is configured\n\
+             hint: set NIGHTSHIFT_BASE_URL (an OpenAI-compatible endpoint such as \
+             https://api.openai.com/v1 or a local llama.cpp/Ollama server), NIGHTSHIFT_MODEL, and \
+             NIGHTSHIFT_API_KEY if it needs one; or put base_url/model under [model] in {}",
+            config_path.display()
+        );
+    };
+    let model = flags
+        .model
+        .clone()
+        .or_else(|| non_empty_env("NIGHTSHIFT_MODEL"))
+        .or_else(|| file.model.model.clone());
+    let Some(model) = model else {
+        bail!(
+            "no model name is configured for {base_url}\n\
+             hint: set NIGHTSHIFT_MODEL or pass --model, or set model under [model] in {}",
+            config_path.display()
+        );
+    };
+    let file_key = match &file.model.api_key_env {
+        Some(var) => Some(non_empty_env(var).with_context(|| {
+            format!(
+                "{} names {var} as the API key variable (api_key_env), but {var} is not set\n\
+                 hint: export {var}, or remove api_key_env from the config",
+                config_path.display()
+            )
+        })?),
+        None => file.model.api_key.clone(),
+    };
+    let api_key = flags
+        .api_key
+        .clone()
+        .or_else(|| non_empty_env("NIGHTSHIFT_API_KEY"))
+        .or(file_key);
+    Ok(ModelSettings {
+        base_url,
+        model,
+        api_key,
+        context_window: flags
+            .context_window
+            .or(file.model.context_window)
+            .unwrap_or(DEFAULT_CONTEXT_WINDOW),
+        max_output_tokens: file.model.max_output_tokens,
+        stream: file.model.stream.unwrap_or(true),
+    })
+}
+
+/// The sandbox mode: flag over config file; bubblewrap by default.
+pub fn sandbox_mode(
+    file: &FileConfig,
+    flag: Option<SandboxArg>,
+    config_path: &Path,
+) -> anyhow::Result<nightshift_sandbox::SandboxMode> {
+    use nightshift_sandbox::SandboxMode;
+    if let Some(flag) = flag {
+        return Ok(match flag {
+            SandboxArg::Bwrap => SandboxMode::Bwrap,
+            SandboxArg::None => SandboxMode::None,
+        });
+    }
+    match file.sandbox.mode.as_deref() {
+        None | Some("bwrap") => Ok(SandboxMode::Bwrap),
+        Some("none") => Ok(SandboxMode::None),
+        Some(other) => bail!(
+            "{}: sandbox mode `{other}` is not known\nhint: use \"bwrap\" or \"none\"",
+            config_path.display()
+        ),
+    }
+}
+
+/// Parses "Name <email>".
+pub fn parse_author(text: &str) -> anyhow::Result<nightshift_git::Author> {
+    let parsed = text.trim().strip_suffix('>').and_then(|rest| {
+        let (name, email) = rest.split_once('<')?;
+        let (name, email) = (name.trim(), email.trim());
+        (!name.is_empty() && email.contains('@')).then(|| nightshift_git::Author {
+            name: name.to_owned(),
+            email: email.to_owned(),
+        })
+    });
+    parsed.with_context(|| {
+        format!("--author `{text}` is not of the form \"Name <email>\"\nhint: e.g. --author \"Ada Lovelace <ada@example.com>\"")
+    })
+}

@@ -1,0 +1,62 @@
+//! The `nightshift` binary: argument parsing and glue. See the README for what it does.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the binary is the one place that prints"
+)]
+
+mod args;
+mod config;
+mod render;
+mod run;
+mod show;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = args::Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return fail(&anyhow::anyhow!(
+                "could not start the async runtime: {error}"
+            ));
+        }
+    };
+    match runtime.block_on(dispatch(args)) {
+        Ok(code) => code,
+        Err(error) => fail(&error),
+    }
+}
+
+async fn dispatch(cli: args::Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        args::Command::Run(run) => run::run(*run).await,
+        args::Command::Show(show) => show::show(show),
+        args::Command::Logs(logs) => show::logs(logs),
+    }
+}
+
+/// Errors that reach here are the user's to fix (a bad spec, a missing provider): exit 2, the
+/// code for usage errors, with the message (which carries its own `hint:`) on stderr.
+fn fail(error: &anyhow::Error) -> ExitCode {
+    render::error(error);
+    ExitCode::from(2)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NIGHTSHIFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}

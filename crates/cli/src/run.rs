@@ -1,0 +1,114 @@
+//! `nightshift run`: validate the spec, run the task in this process, hand back the branch.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use nightshift_model::{ChatCompletionsClient, ModelClient, ProviderConfig};
+use nightshift_protocol::{Budget, Event, TaskSpec};
+use nightshift_store::Store;
+use nightshift_worker::WorkerConfig;
+
+use crate::args::RunArgs;
+use crate::config::{self, Dirs, FileConfig};
+use crate::render;
+
+const DEFAULT_SHELL_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Everything the user can get wrong is checked before anything is created.
+    let dirs = Dirs::from_env()?;
+    let file = FileConfig::load(&dirs.config_file)?;
+    let spec = TaskSpec {
+        repo: args.repo.display().to_string(),
+        base_ref: args.base_ref.clone(),
+        goal: args.goal.clone(),
+        checks: args.checks.clone(),
+        budget: Budget {
+            max_steps: args.max_steps,
+            max_tokens: args.max_tokens,
+            timeout_secs: args
+                .timeout
+                .map(|t| t.as_secs().max(u64::from(!t.is_zero()))),
+        },
+        max_verify_rounds: args.max_verify_rounds,
+        labels: Vec::new(),
+    };
+    let valid = nightshift_worker::validate(spec)?;
+    let settings = config::model_settings(&file, &args.model, &dirs.config_file)?;
+    let sandbox_mode = config::sandbox_mode(&file, args.sandbox, &dirs.config_file)?;
+    let author = match (
+        &args.author,
+        &file.commit.author_name,
+        &file.commit.author_email,
+    ) {
+        (Some(text), _, _) => Some(config::parse_author(text)?),
+        (None, Some(name), Some(email)) => Some(nightshift_git::Author {
+            name: name.clone(),
+            email: email.clone(),
+        }),
+        _ => None,
+    };
+    let model: Arc<dyn ModelClient> = Arc::new(ChatCompletionsClient::new(ProviderConfig {
+        base_url: settings.base_url.clone(),
+        model: settings.model.clone(),
+        api_key: settings.api_key.clone(),
+        stream: settings.stream,
+        max_output_tokens: settings.max_output_tokens,
+        ..ProviderConfig::default()
+    })?);
+    let store = Store::open(&dirs.database()).with_context(|| {
+        format!(
+            "could not open the task database in {}",
+            dirs.data.display()
+        )
+    })?;
+    let worker_config = WorkerConfig {
+        data_dir: dirs.data.clone(),
+        sandbox_mode,
+        author,
+        context_window: settings.context_window,
+        shell_timeout: file.sandbox.shell_timeout.unwrap_or(DEFAULT_SHELL_TIMEOUT),
+        check_timeout: file.sandbox.check_timeout.unwrap_or(DEFAULT_CHECK_TIMEOUT),
+    };
+
+    let task_id = nightshift_worker::new_task_id();
+    let json = args.json;
+    let mut progress = render::Progress::new();
+    let mut on_event = move |event: &Event| {
+        if json {
+            let mut stdout = std::io::stdout().lock();
+            // A closed stdout (e.g. piped into `head`) must not stop the task.
+            let _ = serde_json::to_writer(&mut stdout, event);
+            let _ = writeln!(stdout);
+            let _ = stdout.flush();
+        }
+        progress.event(event);
+    };
+    let cancel = async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            render::note("interrupted: cancelling the task (the work so far is committed)");
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = nightshift_worker::run_task(
+        &store,
+        model,
+        valid,
+        task_id,
+        &worker_config,
+        cancel,
+        &mut on_event,
+    )
+    .await?;
+    if json {
+        println!("{}", render::result_line(&result)?);
+    } else {
+        print!("{}", render::summary(&result));
+    }
+    Ok(ExitCode::from(result.status.exit_code()))
+}

@@ -1,0 +1,69 @@
+//! `nightshift show` and `nightshift logs`: read a past task from the store.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use nightshift_protocol::TaskId;
+use nightshift_store::{Store, TaskRecord};
+
+use crate::args::{LogsArgs, ShowArgs};
+use crate::config::Dirs;
+use crate::render;
+
+fn open(task_id: &str) -> anyhow::Result<(Store, TaskRecord)> {
+    let Some(id) = TaskId::parse(task_id) else {
+        bail!(
+            "`{task_id}` is not a task id\nhint: task ids are the hex strings `nightshift run` \
+             prints, e.g. 19ab3c4d5e60abc"
+        );
+    };
+    let dirs = Dirs::from_env()?;
+    let path = dirs.database();
+    if !path.exists() {
+        bail!(
+            "no tasks have run here yet ({} does not exist)\nhint: check NIGHTSHIFT_HOME, or run a task first",
+            path.display()
+        );
+    }
+    let store = Store::open(&path)
+        .with_context(|| format!("could not open the task database {}", path.display()))?;
+    let Some(record) = store.task(&id)? else {
+        bail!(
+            "there is no task {id} in {}\nhint: check the id; tasks are kept per data directory (NIGHTSHIFT_HOME)",
+            path.display()
+        );
+    };
+    Ok((store, record))
+}
+
+pub fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let (_store, record) = open(&args.task_id)?;
+    match &record.result {
+        Some(result) if args.json => println!("{}", render::result_line(result)?),
+        Some(result) => print!("{}", render::summary(result)),
+        None if args.json => println!(
+            "{}",
+            serde_json::json!({"task_id": record.id, "status": record.status})
+        ),
+        None => println!("task {} is {} (no result yet)", record.id, record.status),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let (store, record) = open(&args.task_id)?;
+    let events = store.events(&record.id, 0)?;
+    let mut stdout = std::io::stdout().lock();
+    for event in &events {
+        let line = if args.json {
+            serde_json::to_string(event)?
+        } else {
+            render::event_line(event)
+        };
+        if writeln!(stdout, "{line}").is_err() {
+            break; // stdout closed (e.g. piped into `head`): stop quietly.
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,4 @@
+mod harness;
+mod run_bad_input;
+mod run_e2e;
+mod show_logs;
