@@ -18,7 +18,8 @@ impl TaskId {
     /// Parses a user-supplied id, refusing anything that could not have been generated.
     pub fn parse(s: &str) -> Option<Self> {
         let ok = (8..=32).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         ok.then(|| TaskId(s.to_owned()))
     }
 
@@ -211,7 +212,10 @@ mod tests {
 
     #[test]
     fn final_statuses_have_distinct_exit_codes_and_none_is_two() {
-        let finals: Vec<_> = TaskStatus::ALL.into_iter().filter(|s| s.is_final()).collect();
+        let finals: Vec<_> = TaskStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect();
         let mut codes: Vec<_> = finals.iter().map(|s| s.exit_code()).collect();
         codes.sort_unstable();
         codes.dedup();
@@ -230,8 +234,8 @@ mod tests {
 
     #[test]
     fn spec_rejects_unknown_fields() {
-        let err = serde_json::from_str::<TaskSpec>(r#"{"repo":"r","goal":"g","bogus":1}"#)
-            .unwrap_err();
+        let err =
+            serde_json::from_str::<TaskSpec>(r#"{"repo":"r","goal":"g","bogus":1}"#).unwrap_err();
         assert!(err.to_string().contains("bogus"));
     }
 }
