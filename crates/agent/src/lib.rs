@@ -16,11 +16,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use nightshift_model::ModelClient;
-use nightshift_protocol::{Budget, CheckOutcome, CommandReport, EventKind, TaskStatus, Usage};
+use nightshift_protocol::{
+    Budget, CheckOutcome, CommandReport, EventKind, TaskStatus, ToolSpec, Usage,
+};
 use nightshift_tools::Toolbox;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use context::{Trimmed, estimate, fit};
+pub use nightshift_tools::tool_specs;
 pub use prompt::{
     PromptContext, SYSTEM_TEMPLATE, render_goal, render_system_prompt, repo_map, template_hash,
 };
@@ -41,10 +44,23 @@ pub struct CheckRun {
     pub report: Option<CommandReport>,
 }
 
+/// What the agent acts through: the task's tools and its checks, both bound to the checked-out
+/// worktree.
+pub struct Workspace {
+    pub toolbox: Arc<Toolbox>,
+    pub checks: Arc<dyn Checks>,
+}
+
+/// Delivers the [`Workspace`] once it is ready, or the reason it could not be prepared.
+///
+/// The agent sends its first model request before waiting on this, so checking out a large
+/// repository overlaps with the model's first answer instead of delaying it.
+pub type WorkspaceReceiver = oneshot::Receiver<Result<Workspace, String>>;
+
 /// Everything the agent needs for one task.
 pub struct AgentSetup {
     pub goal: String,
-    /// The check commands, shown to the model; [`AgentSetup::checks_runner`] runs them.
+    /// The check commands, shown to the model; the [`Workspace`]'s [`Checks`] run them.
     pub checks: Vec<String>,
     pub budget: Budget,
     pub max_verify_rounds: u32,
@@ -55,8 +71,9 @@ pub struct AgentSetup {
     /// Tracked files of the repository, for the map in the system prompt.
     pub files: Vec<String>,
     pub model: Arc<dyn ModelClient>,
-    pub toolbox: Arc<Toolbox>,
-    pub checks_runner: Arc<dyn Checks>,
+    /// The tools offered to the model (see [`nightshift_tools::tool_specs`]).
+    pub tool_specs: Vec<ToolSpec>,
+    pub workspace: WorkspaceReceiver,
 }
 
 /// Instructions to a running agent.

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::context;
 use crate::prompt::{self, PromptContext};
-use crate::{AgentEvent, AgentOutcome, AgentSetup, Op};
+use crate::{AgentEvent, AgentOutcome, AgentSetup, Op, Workspace, WorkspaceReceiver};
 
 /// Tokens kept free for the model's answer, as a fraction of the window.
 const OUTPUT_RESERVE_DIVISOR: u64 = 8;
@@ -25,8 +25,16 @@ enum Stop {
     Error(String),
 }
 
+/// The workspace, before and after it is ready.
+enum WorkspaceState {
+    Pending(WorkspaceReceiver),
+    Ready(Workspace),
+    Failed(String),
+}
+
 struct Loop {
     setup: AgentSetup,
+    workspace: WorkspaceState,
     ops: mpsc::UnboundedReceiver<Op>,
     events: mpsc::Sender<AgentEvent>,
     messages: Vec<Message>,
@@ -40,10 +48,13 @@ struct Loop {
 }
 
 pub(crate) async fn run(
-    setup: AgentSetup,
+    mut setup: AgentSetup,
     ops: mpsc::UnboundedReceiver<Op>,
     events: mpsc::Sender<AgentEvent>,
 ) {
+    // Swap the receiver out of the setup so the loop owns its state separately.
+    let (_, placeholder) = tokio::sync::oneshot::channel();
+    let workspace = WorkspaceState::Pending(std::mem::replace(&mut setup.workspace, placeholder));
     let system = prompt::render_system_prompt(&PromptContext {
         checks: setup.checks.clone(),
         instructions: setup.instructions.clone(),
@@ -60,6 +71,7 @@ pub(crate) async fn run(
         .map(|secs| Instant::now() + Duration::from_secs(secs));
     let mut agent = Loop {
         setup,
+        workspace,
         ops,
         events,
         messages,
@@ -189,6 +201,24 @@ impl Loop {
         }
     }
 
+    /// The workspace, waiting for it the first time (cancellable, within the wall-clock budget).
+    async fn workspace(&mut self) -> Result<&Workspace, Stop> {
+        let state = std::mem::replace(&mut self.workspace, WorkspaceState::Failed(String::new()));
+        self.workspace = match state {
+            WorkspaceState::Pending(receiver) => match self.guarded(receiver).await? {
+                Ok(Ok(workspace)) => WorkspaceState::Ready(workspace),
+                Ok(Err(reason)) => WorkspaceState::Failed(reason),
+                Err(_) => WorkspaceState::Failed("the workspace was never prepared (a bug)".into()),
+            },
+            other => other,
+        };
+        match &self.workspace {
+            WorkspaceState::Ready(workspace) => Ok(workspace),
+            WorkspaceState::Failed(reason) => Err(Stop::Error(reason.clone())),
+            WorkspaceState::Pending(_) => Err(Stop::Error("the workspace is not ready (a bug)".into())),
+        }
+    }
+
     async fn emit(&self, kind: EventKind) {
         // A closed channel means the caller stopped listening; the work itself goes on.
         let _ = self.events.send(AgentEvent::Event(kind)).await;
@@ -220,7 +250,7 @@ impl Loop {
 
         let request = ModelRequest {
             messages: self.messages.clone(),
-            tools: self.setup.toolbox.specs(),
+            tools: self.setup.tool_specs.clone(),
         };
         let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<RetryNote>();
         let on_retry = move |note: &RetryNote| {
@@ -253,6 +283,8 @@ impl Loop {
         let calls = response.message.tool_calls.clone();
         let text = response.message.content.clone();
         self.messages.push(response.message);
+        // Acting on the answer needs the checked-out worktree.
+        let toolbox = self.workspace().await?.toolbox.clone();
         if calls.is_empty() {
             // No tool call: the model considers itself done; its text is the summary.
             return Ok(Some(text));
@@ -266,7 +298,7 @@ impl Loop {
                 arguments: call.arguments.clone(),
             })
             .await;
-            let toolbox = self.setup.toolbox.clone();
+            let toolbox = toolbox.clone();
             let started = Instant::now();
             let output = self
                 .guarded(toolbox.call(&call.name, &call.arguments))
@@ -305,7 +337,7 @@ impl Loop {
             reason: Some(format!("verification round {round}")),
         })
         .await;
-        let runner = self.setup.checks_runner.clone();
+        let runner = self.workspace().await?.checks.clone();
         let runs = self.guarded(runner.run_all()).await?;
         for run in &runs {
             if let Some(report) = &run.report {

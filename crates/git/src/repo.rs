@@ -105,6 +105,37 @@ impl Repo {
         Ok(output.text())
     }
 
+    /// The files of `commit`'s tree, as a worktree checked out at it would track them, read
+    /// from the object database without a checkout (so it is instant even for huge trees).
+    pub fn files_at(&self, commit: &str) -> Result<Vec<String>, GitError> {
+        let output = self.git.ok(
+            &self.root,
+            args!["ls-tree", "-r", "-z", "--name-only", "--full-tree", commit],
+            &[],
+        )?;
+        Ok(output
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|name| !name.is_empty())
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .collect())
+    }
+
+    /// A file's text at `commit` (lossy UTF-8), or `None` when the commit has no such file.
+    pub fn read_file_at(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
+        let object = format!("{commit}:{path}");
+        let exists = self
+            .git
+            .run(&self.root, args!["cat-file", "-e", object], &[])?;
+        if !exists.status.success() {
+            return Ok(None);
+        }
+        let output = self
+            .git
+            .ok(&self.root, args!["cat-file", "blob", object], &[])?;
+        Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
+    }
+
     /// Whether `refs/heads/<branch>` exists. [`GitError::InvalidBranch`] for names git would
     /// refuse.
     pub fn branch_exists(&self, branch: &str) -> Result<bool, GitError> {

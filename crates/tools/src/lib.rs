@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use nightshift_protocol::{CommandReport, ToolSpec};
 use nightshift_sandbox::{Limits, Sandbox};
 
-pub use spec::TOOL_NAMES;
+pub use spec::{TOOL_NAMES, tool_specs};
 pub use trim::trim_middle;
 
 /// The most a tool result may hold, in bytes, as the model sees it.

@@ -74,7 +74,7 @@ pub(crate) struct FinishArgs {
 
 /// Every tool's spec; `shell_timeout` is quoted in the shell tool's description so the model
 /// knows to keep commands short.
-pub(crate) fn tool_specs(shell_timeout: Duration) -> Vec<ToolSpec> {
+pub fn tool_specs(shell_timeout: Duration) -> Vec<ToolSpec> {
     TOOL_NAMES
         .iter()
         .map(|name| ToolSpec {

@@ -3,17 +3,18 @@
 use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nightshift_agent::{AgentEvent, AgentOutcome, AgentSetup, Op};
-use nightshift_git::{Author, Worktree};
+use nightshift_agent::{AgentEvent, AgentOutcome, AgentSetup, Op, Workspace};
+use nightshift_git::{Author, Repo, Worktree};
 use nightshift_model::ModelClient;
 use nightshift_protocol::{Event, EventKind, TaskId, TaskResult, TaskStatus, Usage};
 use nightshift_sandbox::{Limits, Sandbox, SandboxMode};
 use nightshift_store::{Store, StoreError};
 use nightshift_tools::Toolbox;
+use tokio::sync::oneshot;
 
 use crate::checks::SandboxChecks;
 use crate::spec::ValidSpec;
@@ -100,8 +101,6 @@ pub async fn run_task(
         reason: None,
     })?;
 
-    let branch = task_id.branch();
-    let worktree_path = config.data_dir.join("worktrees").join(task_id.as_str());
     let mut result = TaskResult {
         task_id: task_id.clone(),
         status: TaskStatus::Error,
@@ -118,50 +117,38 @@ pub async fn run_task(
         duration_ms: 0,
     };
 
-    match valid
-        .repo
-        .add_worktree(&worktree_path, &branch, &valid.base_commit)
-    {
-        Ok(worktree) => {
-            recorder.record(EventKind::WorkspaceReady {
-                path: worktree_path.display().to_string(),
-                branch: branch.clone(),
-                base_commit: valid.base_commit.clone(),
+    let (outcome, worktree) = drive(&mut recorder, model, &valid, config, cancel).await?;
+    result.status = outcome.status;
+    result.summary = outcome.summary.clone();
+    result.reason = outcome.reason.clone();
+    result.checks = outcome.checks.clone();
+    result.steps = outcome.steps;
+    result.verify_rounds = outcome.verify_rounds;
+    result.usage = outcome.usage;
+    if let Some(worktree) = worktree {
+        let branch = task_id.branch();
+        let committed_or_clean = hand_back(
+            &mut recorder,
+            &valid,
+            &worktree,
+            config,
+            &outcome,
+            &mut result,
+        )?;
+        // A worktree holding work that could not be committed is kept: nothing is lost.
+        if committed_or_clean && let Err(error) = valid.repo.remove_worktree(worktree.path()) {
+            recorder.record(EventKind::Notice {
+                message: format!("could not remove the worktree: {error}"),
             })?;
-            let outcome =
-                drive_agent(&mut recorder, model, &valid, &worktree, config, cancel).await?;
-            let committed_or_clean = hand_back(
-                &mut recorder,
-                &valid,
-                &worktree,
-                config,
-                &outcome,
-                &mut result,
-            )?;
-            result.status = outcome.status;
-            result.summary = outcome.summary;
-            result.reason = outcome.reason;
-            result.checks = outcome.checks;
-            result.steps = outcome.steps;
-            result.verify_rounds = outcome.verify_rounds;
-            result.usage = outcome.usage;
-            // A worktree holding work that could not be committed is kept: nothing is lost.
-            if committed_or_clean && let Err(error) = valid.repo.remove_worktree(&worktree_path) {
-                recorder.record(EventKind::Notice {
-                    message: format!("could not remove the worktree: {error}"),
-                })?;
-            }
-            if committed_or_clean && result.commit.is_none() {
-                // Nothing was committed: leave no empty branch behind.
-                if let Err(error) = valid.repo.delete_branch(&branch) {
-                    recorder.record(EventKind::Notice {
-                        message: format!("could not delete the empty branch {branch}: {error}"),
-                    })?;
-                }
-            }
         }
-        Err(error) => {
-            result.reason = Some(format!("could not create the task's worktree: {error}"));
+        if committed_or_clean
+            && result.commit.is_none()
+            && let Err(error) = valid.repo.delete_branch(&branch)
+        {
+            // Nothing was committed: leave no empty branch behind.
+            recorder.record(EventKind::Notice {
+                message: format!("could not delete the empty branch {branch}: {error}"),
+            })?;
         }
     }
 
@@ -180,15 +167,69 @@ pub async fn run_task(
     Ok(result)
 }
 
-/// Sets up the sandbox and tools, runs the agent and records its events.
-async fn drive_agent(
+/// The outcome of preparing the workspace: the worktree if one was created (it must be
+/// handed back or cleaned up even when the rest failed) and the workspace or why not.
+struct Prepared {
+    worktree: Option<Worktree>,
+    workspace: Result<(Workspace, SandboxMode), String>,
+}
+
+/// Creates the worktree, the sandbox and the tools. Slow for big repositories (the checkout),
+/// so it runs on a blocking thread while the agent's first model request is in flight.
+fn prepare(
+    repo: Repo,
+    path: PathBuf,
+    branch: String,
+    base: String,
+    config: WorkerConfig,
+    checks: Vec<String>,
+) -> Prepared {
+    let worktree = match repo.add_worktree(&path, &branch, &base) {
+        Ok(worktree) => worktree,
+        Err(error) => {
+            return Prepared {
+                worktree: None,
+                workspace: Err(format!("could not create the task's worktree: {error}")),
+            };
+        }
+    };
+    let workspace = Sandbox::new(worktree.path(), config.sandbox_mode)
+        .map_err(|error| format!("refusing to run agent commands: {error}"))
+        .and_then(|sandbox| {
+            let shell_limits = Limits {
+                timeout: config.shell_timeout,
+                ..Limits::default()
+            };
+            let toolbox = Toolbox::new(sandbox.clone(), shell_limits)
+                .map_err(|error| format!("could not set up the tools: {error}"))?;
+            let checks = SandboxChecks {
+                sandbox,
+                commands: checks,
+                timeout: config.check_timeout,
+            };
+            Ok((
+                Workspace {
+                    toolbox: Arc::new(toolbox),
+                    checks: Arc::new(checks),
+                },
+                config.sandbox_mode,
+            ))
+        });
+    Prepared {
+        worktree: Some(worktree),
+        workspace,
+    }
+}
+
+/// Runs the agent while the workspace is prepared, recording every event. Returns the agent's
+/// outcome and the worktree, if one was created.
+async fn drive(
     recorder: &mut Recorder<'_>,
     model: Arc<dyn ModelClient>,
     valid: &ValidSpec,
-    worktree: &Worktree,
     config: &WorkerConfig,
     cancel: impl Future<Output = ()> + Send,
-) -> Result<AgentOutcome, WorkerError> {
+) -> Result<(AgentOutcome, Option<Worktree>), WorkerError> {
     let failed = |reason: String| AgentOutcome {
         status: TaskStatus::Error,
         summary: String::new(),
@@ -198,34 +239,35 @@ async fn drive_agent(
         usage: Usage::default(),
         checks: Vec::new(),
     };
-    let sandbox = match Sandbox::new(worktree.path(), config.sandbox_mode) {
-        Ok(sandbox) => sandbox,
-        Err(error) => return Ok(failed(format!("refusing to run agent commands: {error}"))),
-    };
-    if config.sandbox_mode == SandboxMode::None {
-        recorder.record(EventKind::Notice {
-            message:
-                "sandbox: none — commands run WITHOUT isolation, as chosen with --sandbox none"
-                    .to_owned(),
-        })?;
-    }
-    let shell_limits = Limits {
-        timeout: config.shell_timeout,
-        ..Limits::default()
-    };
-    let toolbox = match Toolbox::new(sandbox.clone(), shell_limits) {
-        Ok(toolbox) => Arc::new(toolbox),
-        Err(error) => return Ok(failed(format!("could not set up the tools: {error}"))),
-    };
-    let files = match worktree.tracked_files() {
-        Ok(files) => files,
-        Err(error) => {
-            return Ok(failed(format!(
-                "could not list the repository's files: {error}"
-            )));
+    // The prompt is built from the base commit's objects, which needs no checkout.
+    let (files, instructions) = match (
+        valid.repo.files_at(&valid.base_commit),
+        valid.repo.read_file_at(&valid.base_commit, "AGENTS.md"),
+    ) {
+        (Ok(files), Ok(instructions)) => (files, instructions),
+        (Err(error), _) | (_, Err(error)) => {
+            return Ok((
+                failed(format!("could not read the repository: {error}")),
+                None,
+            ));
         }
     };
-    let instructions = std::fs::read_to_string(worktree.path().join("AGENTS.md")).ok();
+    let branch = recorder.task_id.branch();
+    let path = config
+        .data_dir
+        .join("worktrees")
+        .join(recorder.task_id.as_str());
+    let mut preparing = Some(tokio::task::spawn_blocking({
+        let (repo, path, branch) = (valid.repo.clone(), path.clone(), branch.clone());
+        let (base, config, checks) = (
+            valid.base_commit.clone(),
+            config.clone(),
+            valid.spec.checks.clone(),
+        );
+        move || prepare(repo, path, branch, base, config, checks)
+    }));
+    let (workspace_tx, workspace_rx) = oneshot::channel();
+    let mut workspace_tx = Some(workspace_tx);
     let mut agent = nightshift_agent::spawn(AgentSetup {
         goal: valid.spec.goal.clone(),
         checks: valid.spec.checks.clone(),
@@ -235,32 +277,84 @@ async fn drive_agent(
         instructions,
         files,
         model,
-        toolbox,
-        checks_runner: Arc::new(SandboxChecks {
-            sandbox,
-            commands: valid.spec.checks.clone(),
-            timeout: config.check_timeout,
-        }),
+        tool_specs: nightshift_agent::tool_specs(config.shell_timeout),
+        workspace: workspace_rx,
     });
+    let mut worktree = None;
     tokio::pin!(cancel);
     let mut cancel_sent = false;
-    loop {
-        let next = tokio::select! {
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            joined = async { preparing.as_mut().expect("guarded by the select condition").await }, if preparing.is_some() => {
+                preparing = None;
+                let prepared = joined.unwrap_or_else(|panic| Prepared {
+                    worktree: None,
+                    workspace: Err(format!("preparing the workspace panicked (a bug): {panic}")),
+                });
+                worktree = prepared.worktree;
+                let workspace = record_workspace(recorder, prepared.workspace, &path, &branch, &valid.base_commit)?;
+                if let Some(tx) = workspace_tx.take() {
+                    // The agent may have finished already; then nobody needs the workspace.
+                    let _ = tx.send(workspace);
+                }
+            }
             () = &mut cancel, if !cancel_sent => {
                 agent.submit(Op::Cancel);
                 cancel_sent = true;
-                continue;
             }
-            next = agent.next_event() => next,
-        };
-        match next {
-            Some(AgentEvent::Event(kind)) => recorder.record(kind)?,
-            Some(AgentEvent::Finished(outcome)) => return Ok(outcome),
-            None => {
-                return Ok(failed(
-                    "the agent stopped without a result (a bug)".to_owned(),
-                ));
+            next = agent.next_event() => match next {
+                Some(AgentEvent::Event(kind)) => recorder.record(kind)?,
+                Some(AgentEvent::Finished(outcome)) => break outcome,
+                None => break failed("the agent stopped without a result (a bug)".to_owned()),
+            },
+        }
+    };
+    if let Some(handle) = preparing {
+        // The agent ended before the workspace was ready: wait for it, so that it is cleaned up.
+        if let Ok(prepared) = handle.await {
+            worktree = prepared.worktree;
+            // Nobody needs the workspace any more; it is recorded for the trail and dropped.
+            let _unused = record_workspace(
+                recorder,
+                prepared.workspace,
+                &path,
+                &branch,
+                &valid.base_commit,
+            )?;
+        }
+    }
+    Ok((outcome, worktree))
+}
+
+/// Records how the workspace preparation went, before the agent may act on it.
+fn record_workspace(
+    recorder: &mut Recorder<'_>,
+    prepared: Result<(Workspace, SandboxMode), String>,
+    path: &Path,
+    branch: &str,
+    base_commit: &str,
+) -> Result<Result<Workspace, String>, WorkerError> {
+    match prepared {
+        Ok((workspace, mode)) => {
+            recorder.record(EventKind::WorkspaceReady {
+                path: path.display().to_string(),
+                branch: branch.to_owned(),
+                base_commit: base_commit.to_owned(),
+            })?;
+            if mode == SandboxMode::None {
+                recorder.record(EventKind::Notice {
+                    message: "sandbox: none — commands run WITHOUT isolation, as chosen with --sandbox none"
+                        .to_owned(),
+                })?;
             }
+            Ok(Ok(workspace))
+        }
+        Err(reason) => {
+            recorder.record(EventKind::Notice {
+                message: reason.clone(),
+            })?;
+            Ok(Err(reason))
         }
     }
 }

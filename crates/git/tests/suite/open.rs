@@ -34,7 +34,7 @@ fn opening_a_repository_without_commits_asks_for_a_first_commit() {
     git(dir.path(), &["init", "--quiet"]);
     let err = Repo::open(dir.path()).unwrap_err();
     assert!(matches!(err, GitError::NoCommits), "{err:?}");
-    assert!(err.to_string().contains("commit something first"));
+    assert!(err.to_string().contains("make a first commit"), "{err}");
 }
 
 #[test]

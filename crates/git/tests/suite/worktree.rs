@@ -314,3 +314,23 @@ fn worktree_paths_are_relative_to_the_current_directory_not_the_repository() {
     repo.remove_worktree(&relative).unwrap();
     assert!(!expected.exists());
 }
+
+#[test]
+fn files_and_contents_at_a_commit_are_read_without_a_checkout() {
+    let fixture = Fixture::new();
+    let repo = Repo::open(&fixture.repo).unwrap();
+    let base = repo.resolve_commit("HEAD").unwrap();
+    // The user's uncommitted state must not leak into what a task starting at `base` sees.
+    write(&fixture.repo.join("README.md"), "# dirty, not committed\n");
+    write(&fixture.repo.join("untracked.txt"), "x\n");
+
+    let mut files = repo.files_at(&base).unwrap();
+    files.sort();
+    assert_eq!(files, vec![".gitignore", "README.md", "src/lib.rs"]);
+    assert_eq!(
+        repo.read_file_at(&base, "README.md").unwrap().as_deref(),
+        Some("# demo\n")
+    );
+    assert_eq!(repo.read_file_at(&base, "AGENTS.md").unwrap(), None);
+    assert_eq!(repo.read_file_at(&base, "untracked.txt").unwrap(), None);
+}
