@@ -11,17 +11,21 @@ use std::time::Duration;
 
 use nightshift_sandbox::{CommandOutput, Limits, Sandbox, SandboxMode};
 
-/// A scratch area outside /tmp (under cargo's target dir), so that "outside the workdir" is a
-/// real read-only host path inside the sandbox, with `work/` (the workdir) and `outside/`.
+/// A scratch area outside /tmp, so that "outside the workdir" is a real read-only host path
+/// inside the sandbox, with `work/` (the workdir) and `outside/`. It lives in /var/tmp, not in
+/// cargo's target dir: a checkout may itself be under /tmp (CI clones can be), and the sandbox
+/// replaces /tmp with a private tmpfs.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
 }
+
+const SCRATCH_ROOT: &str = "/var/tmp";
 
 impl Scratch {
     pub fn new() -> Scratch {
         let dir = tempfile::Builder::new()
             .prefix("sandbox-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .tempdir_in(SCRATCH_ROOT)
             .unwrap();
         std::fs::create_dir(dir.path().join("work")).unwrap();
         std::fs::create_dir(dir.path().join("outside")).unwrap();
