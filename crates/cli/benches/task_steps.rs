@@ -62,7 +62,10 @@ fn main() {
     println!("\nnightshift task_steps benchmark ({RUNS} runs of a 20-step task, {FILES} files)");
     report("startup → first model request", &mut startup);
     report("own time per tool step (steps 2-20)", &mut steps);
-    report("first step (includes the rest of the checkout)", &mut first_steps);
+    report(
+        "first step (includes the rest of the checkout)",
+        &mut first_steps,
+    );
     report("reference: plain spawn of `true`", &mut spawn_true.clone());
     report(
         "reference: spawn of `nightshift --version`",
@@ -163,9 +166,26 @@ fn one_task(dir: &Path, repo: &Path, run: usize) -> (Duration, Vec<Duration>) {
 
 /// The tool each step calls, for the report (matches the script above).
 const STEP_TOOLS: [&str; 20] = [
-    "list_files", "search", "read_file", "edit_file", "shell", "list_files", "search",
-    "read_file", "write_file", "shell", "read_file", "search", "edit_file", "shell",
-    "list_files", "read_file", "search", "write_file", "shell", "finish",
+    "list_files",
+    "search",
+    "read_file",
+    "edit_file",
+    "shell",
+    "list_files",
+    "search",
+    "read_file",
+    "write_file",
+    "shell",
+    "read_file",
+    "search",
+    "edit_file",
+    "shell",
+    "list_files",
+    "read_file",
+    "search",
+    "write_file",
+    "shell",
+    "finish",
 ];
 
 fn tool(name: &str, args: serde_json::Value) -> ScriptedReply {

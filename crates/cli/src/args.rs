@@ -25,6 +25,26 @@ pub enum Command {
     Show(ShowArgs),
     /// Print a past task's events.
     Logs(LogsArgs),
+    /// Report what this machine supports for isolation and what Nightshift will use.
+    Doctor,
+    /// Run one command under the task sandbox policy, for debugging.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// The directory the command may write to (the task's worktree in a real run).
+    #[arg(long, default_value = ".", value_name = "PATH")]
+    pub dir: PathBuf,
+    /// Isolation: bwrap (default) or none.
+    #[arg(long, value_enum)]
+    pub sandbox: Option<SandboxArg>,
+    /// Wall-clock limit for the command, e.g. 30s.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+    pub timeout: Duration,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

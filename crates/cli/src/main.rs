@@ -8,6 +8,7 @@
 
 mod args;
 mod config;
+mod doctor;
 mod render;
 mod run;
 mod show;
@@ -41,6 +42,8 @@ async fn dispatch(cli: args::Cli) -> anyhow::Result<ExitCode> {
         args::Command::Run(run) => run::run(*run).await,
         args::Command::Show(show) => show::show(show),
         args::Command::Logs(logs) => show::logs(logs),
+        args::Command::Doctor => doctor::doctor(),
+        args::Command::Sandbox(sandbox) => doctor::sandbox(sandbox).await,
     }
 }
 

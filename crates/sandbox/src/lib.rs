@@ -21,6 +21,7 @@
 mod capture;
 mod run;
 mod setup;
+mod probe;
 mod sys;
 
 use std::ffi::{OsStr, OsString};
@@ -30,6 +31,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use probe::{Probe, ProbeCheck, probe};
 pub use run::CommandOutput;
 
 /// How a command is isolated.

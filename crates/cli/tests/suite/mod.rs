@@ -1,3 +1,4 @@
+mod doctor;
 mod harness;
 mod run_bad_input;
 mod run_e2e;

@@ -15,7 +15,10 @@ fn world() -> World {
 #[test]
 fn ctrl_c_cancels_the_task_and_keeps_the_work() {
     let world = world().with_script(vec![
-        tool("write_file", json!({"path": "partial.txt", "content": "halfway\n"})),
+        tool(
+            "write_file",
+            json!({"path": "partial.txt", "content": "halfway\n"}),
+        ),
         ScriptedReply::Delayed(Duration::from_secs(60), Box::new(finish("too late"))),
     ]);
     let mut command = world.command();
@@ -29,7 +32,10 @@ fn ctrl_c_cancels_the_task_and_keeps_the_work() {
     // Wait until the second model request is in flight, then interrupt like Ctrl-C does.
     let started = Instant::now();
     while world.server().requests().len() < 2 {
-        assert!(started.elapsed() < Duration::from_secs(20), "the run never reached step 2");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run never reached step 2"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let interrupted = Instant::now();
@@ -39,7 +45,10 @@ fn ctrl_c_cancels_the_task_and_keeps_the_work() {
         .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
-    assert!(interrupted.elapsed() < Duration::from_secs(10), "cancellation is prompt");
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(10),
+        "cancellation is prompt"
+    );
     let run = Run {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -48,8 +57,13 @@ fn ctrl_c_cancels_the_task_and_keeps_the_work() {
     assert_eq!(run.code(), 4, "stderr:\n{}", run.stderr);
     let result = run.result();
     assert_eq!(result["status"], "cancelled");
-    let branch = result["branch"].as_str().expect("the work so far is committed");
-    assert_eq!(git(&world.repo, &["show", &format!("{branch}:partial.txt")]), "halfway");
+    let branch = result["branch"]
+        .as_str()
+        .expect("the work so far is committed");
+    assert_eq!(
+        git(&world.repo, &["show", &format!("{branch}:partial.txt")]),
+        "halfway"
+    );
 }
 
 #[test]
@@ -60,11 +74,18 @@ fn the_wall_clock_budget_stops_a_slow_model() {
     )]);
     let started = Instant::now();
     let run = world.run(&["--timeout", "1s"], "Answer slowly");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(run.code(), 3, "stderr:\n{}", run.stderr);
     let result = run.result();
     assert_eq!(result["status"], "budget_exhausted");
-    assert!(result["reason"].as_str().unwrap().contains("--timeout"), "{result}");
+    assert!(
+        result["reason"].as_str().unwrap().contains("--timeout"),
+        "{result}"
+    );
 }
 
 #[test]
@@ -75,8 +96,14 @@ fn the_token_budget_stops_the_task() {
     assert_eq!(run.code(), 3, "stderr:\n{}", run.stderr);
     let result = run.result();
     assert_eq!(result["status"], "budget_exhausted");
-    assert!(result["reason"].as_str().unwrap().contains("--max-tokens"), "{result}");
-    assert_eq!(result["steps"], 1, "the budget is checked before every request");
+    assert!(
+        result["reason"].as_str().unwrap().contains("--max-tokens"),
+        "{result}"
+    );
+    assert_eq!(
+        result["steps"], 1,
+        "the budget is checked before every request"
+    );
 }
 
 #[test]
@@ -84,7 +111,10 @@ fn old_tool_outputs_are_trimmed_to_fit_the_context_window_and_the_goal_never_is(
     let big = "x".repeat(6_000);
     let mut script = Vec::new();
     for i in 0..8 {
-        script.push(tool("write_file", json!({"path": format!("f{i}.txt"), "content": big})));
+        script.push(tool(
+            "write_file",
+            json!({"path": format!("f{i}.txt"), "content": big}),
+        ));
         script.push(tool("read_file", json!({"path": format!("f{i}.txt")})));
     }
     script.push(finish("wrote and read files"));
@@ -94,15 +124,31 @@ fn old_tool_outputs_are_trimmed_to_fit_the_context_window_and_the_goal_never_is(
     let trims = run.events_of("context_trimmed");
     assert!(!trims.is_empty(), "trimming is recorded as an event");
     for trim in &trims {
-        assert!(trim["tokens_after"].as_u64() < trim["tokens_before"].as_u64(), "{trim}");
+        assert!(
+            trim["tokens_after"].as_u64() < trim["tokens_before"].as_u64(),
+            "{trim}"
+        );
     }
     let last = world.server().requests().pop().unwrap();
     let messages = last["messages"].as_array().unwrap();
     assert_eq!(messages[0]["role"], "system");
-    assert!(messages[0]["content"].as_str().unwrap().contains("Be brief."));
-    assert!(messages[1]["content"].as_str().unwrap().contains("Write and read big files"));
+    assert!(
+        messages[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Be brief.")
+    );
+    assert!(
+        messages[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Write and read big files")
+    );
     let total: usize = messages.iter().map(|m| m.to_string().len()).sum();
-    assert!(total < 6_000 * 4, "the conversation fits the window: {total} bytes");
+    assert!(
+        total < 6_000 * 4,
+        "the conversation fits the window: {total} bytes"
+    );
 }
 
 #[test]

@@ -1,0 +1,143 @@
+//! `nightshift doctor` (what this machine supports) and `nightshift sandbox -- CMD` (one
+//! command under the task policy, for debugging).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use nightshift_sandbox::{Limits, Sandbox};
+
+use crate::args::{ModelArgs, SandboxArgs};
+use crate::config::{self, Dirs, FileConfig};
+
+pub fn doctor() -> anyhow::Result<ExitCode> {
+    let probe = nightshift_sandbox::probe(std::env::var_os("PATH"));
+    println!("Isolation");
+    for check in &probe.checks {
+        let mark = if check.ok { "✓" } else { "✗" };
+        println!("  {mark} {:<22} {}", check.name, check.detail);
+    }
+    let dirs = Dirs::from_env()?;
+    println!("\nPlaces");
+    println!("  data directory         {}", dirs.data.display());
+    let config_state = if dirs.config_file.exists() {
+        ""
+    } else {
+        " (not present)"
+    };
+    println!(
+        "  config file            {}{config_state}",
+        dirs.config_file.display()
+    );
+    println!("\nModel");
+    let model = FileConfig::load(&dirs.config_file)
+        .and_then(|file| config::model_settings(&file, &ModelArgs::default(), &dirs.config_file));
+    match model {
+        Ok(settings) => println!(
+            "  ✓ provider             {} (model {}, context window {} tokens{})",
+            settings.base_url,
+            settings.model,
+            settings.context_window,
+            if settings.api_key.is_some() {
+                ", API key set"
+            } else {
+                ", no API key"
+            }
+        ),
+        Err(error) => {
+            let text = error.to_string();
+            let mut lines = text.lines();
+            println!(
+                "  ✗ provider             {}",
+                lines.next().unwrap_or_default()
+            );
+            for line in lines {
+                println!("                           {line}");
+            }
+        }
+    }
+    println!();
+    if probe.isolation {
+        println!("Nightshift will run agent commands and checks in bubblewrap.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("Nightshift will REFUSE to run agent commands: isolation is not available here.");
+        if let Some(fix) = &probe.fix {
+            println!("hint: {fix}");
+        }
+        Ok(ExitCode::from(1))
+    }
+}
+
+pub async fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
+    let dirs = Dirs::from_env()?;
+    let file = FileConfig::load(&dirs.config_file)?;
+    let mode = config::sandbox_mode(&file, args.sandbox, &dirs.config_file)?;
+    let sandbox = Sandbox::new(&args.dir, mode)?;
+    let command = shell_join(&args.command);
+    let limits = Limits {
+        timeout: args.timeout,
+        ..Limits::default()
+    };
+    let output = sandbox
+        .run(&command, &limits)
+        .await
+        .with_context(|| format!("could not run `{command}` in the sandbox"))?;
+    print!("{}", output.output);
+    let report = output.report("debug", &command, mode);
+    eprintln!(
+        "nightshift sandbox: {} in {} ms, {} bytes of output{}{} (sandbox {})",
+        match (report.exit_code, report.signal) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(signal)) => format!("signal {signal}"),
+            (None, None) => "ended".to_owned(),
+        },
+        report.duration_ms,
+        report.output_bytes,
+        if report.output_truncated {
+            " (truncated)"
+        } else {
+            ""
+        },
+        report
+            .limit
+            .as_deref()
+            .map(|l| format!(", stopped by {l}"))
+            .unwrap_or_default(),
+        report.sandbox,
+    );
+    let code = match output.exit_code {
+        Some(code) => u8::try_from(code).unwrap_or(1),
+        None => 128u8.saturating_add(output.signal.unwrap_or(0).clamp(0, 127) as u8),
+    };
+    Ok(ExitCode::from(code))
+}
+
+/// Quotes each argument for `sh -c`, so `nightshift sandbox -- ls "a b"` means what it says.
+fn shell_join(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+            if plain {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_join;
+
+    #[test]
+    fn arguments_are_quoted_for_the_shell() {
+        let words: Vec<String> = ["echo", "a b", "it's", "$HOME"].map(String::from).to_vec();
+        assert_eq!(shell_join(&words), r#"echo 'a b' 'it'\''s' '$HOME'"#);
+    }
+}
