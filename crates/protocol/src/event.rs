@@ -121,6 +121,12 @@ pub struct CommandReport {
     pub limit: Option<String>,
     /// The isolation in force: `bwrap` or `none`.
     pub sandbox: String,
+    /// CPU time (user + system) of all the command's processes, where measurable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u64>,
+    /// Peak memory of the command, where measurable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<u64>,
 }
 
 /// One check's result in a verification round.
@@ -204,6 +210,8 @@ mod tests {
             output_truncated: false,
             limit: None,
             sandbox: "bwrap".into(),
+            cpu_ms: Some(1),
+            peak_memory_bytes: None,
         });
         let json = serde_json::to_string(&kind).unwrap();
         assert!(json.starts_with(r#"{"type":"command_finished","purpose":"check""#));

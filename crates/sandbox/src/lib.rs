@@ -12,16 +12,20 @@
 //! exists for machines where bubblewrap cannot work, and the user must ask for it.
 //!
 //! Every run is bounded: a wall-clock timeout that kills the whole process tree, output capped
-//! to its head and tail, a file-size limit, and dropping the future kills everything it started.
+//! to its head and tail, file size, CPU time, memory and number of processes (the last two for
+//! the whole tree, in a per-command cgroup where the machine has one), and dropping the future
+//! kills everything it started. Every run is accounted: exit status or signal, duration, CPU
+//! time, peak memory, bytes of output, and which limit ended it.
 //!
 //! It does not decide *what* may run (that is the tools' and the task's business), does not
 //! trim output for a model's context (only caps it), and does not redact secrets from output.
 //! Linux only.
 
 mod capture;
+mod cgroup;
+mod probe;
 mod run;
 mod setup;
-mod probe;
 mod sys;
 
 use std::ffi::{OsStr, OsString};
@@ -31,8 +35,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use cgroup::{CgroupSupport, cgroup_support};
 pub use probe::{Probe, ProbeCheck, probe};
-pub use run::CommandOutput;
+pub use run::{CommandOutput, LimitKind};
 
 /// How a command is isolated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,13 +77,29 @@ impl FromStr for SandboxMode {
     }
 }
 
-/// Bounds on one run.
+/// Bounds on one run. Build it as `Limits { timeout, ..Limits::default() }` to keep the other
+/// defaults. Memory and process limits hold for the whole command (all its processes together)
+/// where a cgroup can be had, else per process with rlimits; see [`cgroup_support`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock time after which the whole process tree is killed.
     pub timeout: Duration,
     /// Bytes of output kept (head and tail halves); the rest is counted, not stored.
     pub output_cap: usize,
+    /// CPU time (user + system) the command may use: each process gets SIGXCPU past it
+    /// (RLIMIT_CPU, whole seconds) and, with a cgroup, the whole tree is killed once their sum
+    /// passes it. `None` (the default): only the timeout bounds it, so parallel builds may
+    /// use every core for the whole timeout.
+    pub cpu_time: Option<Duration>,
+    /// Memory the command may use (default 4 GiB): a cgroup's limit (the kernel's OOM killer
+    /// ends the command) or, without one, each process's address space (RLIMIT_AS).
+    pub memory_bytes: Option<u64>,
+    /// Processes (and threads) the command may have at once (default 512): a cgroup's
+    /// `pids.max`, so a fork bomb is contained; without one, RLIMIT_NPROC, which root ignores.
+    pub max_processes: Option<u32>,
+    /// Largest file the command may write (default 1 GiB): RLIMIT_FSIZE, so one runaway file
+    /// cannot fill the disk.
+    pub file_size_bytes: Option<u64>,
 }
 
 impl Default for Limits {
@@ -86,6 +107,10 @@ impl Default for Limits {
         Limits {
             timeout: Duration::from_secs(600),
             output_cap: 1024 * 1024,
+            cpu_time: None,
+            memory_bytes: Some(4 << 30),
+            max_processes: Some(512),
+            file_size_bytes: Some(1 << 30),
         }
     }
 }

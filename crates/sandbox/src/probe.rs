@@ -30,11 +30,19 @@ pub fn probe(search_path: Option<OsString>) -> Probe {
     let mut checks = Vec::new();
     let bwrap = match locate_bwrap(&search_path.unwrap_or_default()) {
         Ok(path) => {
-            checks.push(check("bubblewrap installed", true, path.display().to_string()));
+            checks.push(check(
+                "bubblewrap installed",
+                true,
+                path.display().to_string(),
+            ));
             Some(path)
         }
         Err(error) => {
-            checks.push(check("bubblewrap installed", false, first_line(&error.to_string())));
+            checks.push(check(
+                "bubblewrap installed",
+                false,
+                first_line(&error.to_string()),
+            ));
             None
         }
     };
@@ -79,7 +87,8 @@ fn first_line(text: &str) -> String {
 }
 
 fn bwrap_works(bwrap: &Path) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("could not make a scratch directory: {e}"))?;
+    let dir =
+        tempfile::tempdir().map_err(|e| format!("could not make a scratch directory: {e}"))?;
     Sandbox::new_with_bwrap(dir.path(), bwrap)
         .map(|_| ())
         .map_err(|error| first_line(&error.to_string()))
@@ -113,7 +122,11 @@ fn cgroups() -> Vec<ProbeCheck> {
     ["memory", "pids"]
         .into_iter()
         .map(|controller| {
-            let name = if controller == "memory" { "cgroup memory limit" } else { "cgroup process limit" };
+            let name = if controller == "memory" {
+                "cgroup memory limit"
+            } else {
+                "cgroup process limit"
+            };
             let v1: PathBuf = root.join(controller);
             if v2_controllers.split_whitespace().any(|c| c == controller) {
                 check(name, true, format!("cgroup v2 controller `{controller}`"))
@@ -122,11 +135,18 @@ fn cgroups() -> Vec<ProbeCheck> {
                 let detail = if writable {
                     format!("cgroup v1 hierarchy {}", v1.display())
                 } else {
-                    format!("cgroup v1 hierarchy {} is not writable; rlimits are used instead", v1.display())
+                    format!(
+                        "cgroup v1 hierarchy {} is not writable; rlimits are used instead",
+                        v1.display()
+                    )
                 };
                 check(name, writable, detail)
             } else {
-                check(name, false, "not available; rlimits are used instead".to_owned())
+                check(
+                    name,
+                    false,
+                    "not available; rlimits are used instead".to_owned(),
+                )
             }
         })
         .collect()
@@ -151,7 +171,13 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let probe = probe(Some(empty.path().as_os_str().to_owned()));
         assert!(!probe.isolation);
-        assert!(probe.fix.as_deref().unwrap().contains("apt-get install bubblewrap"));
+        assert!(
+            probe
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("apt-get install bubblewrap")
+        );
         let installed = &probe.checks[0];
         assert_eq!(installed.name, "bubblewrap installed");
         assert!(!installed.ok);

@@ -10,6 +10,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
 use crate::capture::Capture;
+use crate::cgroup::CommandCgroup;
 use crate::{Limits, Sandbox, SandboxError, SandboxMode, sys};
 
 /// How long output is still read after the command has exited and its process group is gone.
@@ -18,6 +19,8 @@ const DRAIN_GRACE: Duration = Duration::from_millis(250);
 /// How long the bwrap probe may take before we call bwrap broken.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_CHUNK: usize = 64 * 1024;
+/// How often the whole command's CPU time is compared with its limit.
+const CPU_WATCH_PERIOD: Duration = Duration::from_millis(50);
 
 /// What a finished command did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +42,43 @@ pub struct CommandOutput {
     pub timed_out: bool,
     /// Wall-clock time from spawn to the end of output.
     pub duration: Duration,
+    /// CPU time (user + system) of all the command's processes: from its cgroup, else from
+    /// wait4 (which misses processes that were killed before their parent reaped them).
+    pub cpu_time: Option<Duration>,
+    /// Peak memory: of the whole command from its cgroup (page cache it caused included), else
+    /// the largest resident set of any one of its processes.
+    pub peak_memory_bytes: Option<u64>,
+    /// The limit that ended the command (or that it ran into and failed on), where it can be
+    /// told; `Some(LimitKind::Timeout)` exactly when `timed_out`, unless another limit was hit.
+    pub limit: Option<LimitKind>,
+}
+
+/// Which limit ended a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LimitKind {
+    /// The wall-clock timeout.
+    Timeout,
+    /// The memory limit (the cgroup's OOM killer ended a process).
+    Memory,
+    /// The CPU time limit (SIGXCPU, or killed past it).
+    Cpu,
+    /// The process limit (a fork failed because the cgroup was full).
+    Processes,
+    /// The file size limit (SIGXFSZ).
+    FileSize,
+}
+
+impl LimitKind {
+    /// The name used in events: `timeout`, `memory`, `cpu`, `processes` or `file_size`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Timeout => "timeout",
+            LimitKind::Memory => "memory",
+            LimitKind::Cpu => "cpu",
+            LimitKind::Processes => "processes",
+            LimitKind::FileSize => "file_size",
+        }
+    }
 }
 
 impl CommandOutput {
@@ -57,8 +97,12 @@ impl CommandOutput {
             duration_ms: u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
             output_bytes: self.total_bytes,
             output_truncated: self.truncated,
-            limit: self.timed_out.then(|| "timeout".to_owned()),
+            limit: self.limit.map(|l| l.as_str().to_owned()),
             sandbox: mode.as_str().to_owned(),
+            cpu_ms: self
+                .cpu_time
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            peak_memory_bytes: self.peak_memory_bytes,
         }
     }
 }
@@ -104,29 +148,52 @@ pub(crate) async fn run(
         .stdout(Stdio::from(write_end))
         .stderr(Stdio::from(stderr_end))
         .process_group(0);
-    sys::limit_resources(&mut std_cmd).map_err(SandboxError::Spawn)?;
-    let mut cmd = tokio::process::Command::from(std_cmd);
-    cmd.kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(SandboxError::Spawn)?;
-    // The command holds our copies of the write end; they must close or EOF never comes.
-    drop(cmd);
-    // With process_group(0) the group id is the child's pid.
-    let mut guard = GroupGuard { pgid: child.id() };
-    tracing::debug!(mode = sandbox.mode.as_str(), pid = ?guard.pgid, command, "command started");
+    // Declared before the guard so that on drop the group is killed first, then the cgroup.
+    let cgroup = CommandCgroup::create(limits);
+    let fallback = sys::Fallback {
+        memory: !cgroup.as_ref().is_some_and(CommandCgroup::limits_memory),
+        processes: !cgroup.as_ref().is_some_and(CommandCgroup::limits_processes),
+    };
+    let procs = match &cgroup {
+        Some(cg) => cg.procs_files().map_err(SandboxError::Spawn)?,
+        None => Vec::new(),
+    };
+    sys::limit_resources(&mut std_cmd, limits, fallback, procs).map_err(SandboxError::Spawn)?;
+    let child = std_cmd.spawn().map_err(SandboxError::Spawn)?;
+    // The command holds our copies of the write end (and the cgroup files); they must close or
+    // EOF never comes.
+    drop(std_cmd);
+    let pid = child.id();
+    // With process_group(0) the group id is the child's pid. The group (and the cgroup) is
+    // killed when this future is dropped; the waiting thread then reaps the child.
+    let mut guard = GroupGuard { pgid: Some(pid) };
+    tracing::debug!(
+        mode = sandbox.mode.as_str(),
+        pid,
+        command,
+        "command started"
+    );
     let mut reader = pipe::Receiver::from_owned_fd(read_end).map_err(SandboxError::Io)?;
 
     let deadline = tokio::time::Instant::now()
         .checked_add(limits.timeout)
         .unwrap_or_else(far_future);
+    let cpu_limit = limits
+        .cpu_time
+        .filter(|_| cgroup.as_ref().is_some_and(CommandCgroup::measures_cpu));
+    let mut cpu_watch = tokio::time::interval(CPU_WATCH_PERIOD);
+    cpu_watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut capture = Capture::new(limits.output_cap);
     let mut buf = vec![0u8; READ_CHUNK];
-    let mut status: Option<ExitStatus> = None;
+    let mut exit: Option<sys::Exit> = None;
     let mut eof = false;
     let mut timed_out = false;
+    let mut cpu_exceeded = false;
     let mut drain_until: Option<tokio::time::Instant> = None;
-    let wait = child.wait();
+    // wait4 rather than tokio's wait: it also gives the CPU time and peak memory of the tree.
+    let wait = tokio::task::spawn_blocking(move || sys::wait4(pid));
     tokio::pin!(wait);
-    while !(eof && status.is_some()) {
+    while !(eof && exit.is_some()) {
         tokio::select! {
             read = reader.read(&mut buf), if !eof => match read {
                 Ok(0) => eof = true,
@@ -134,14 +201,26 @@ pub(crate) async fn run(
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(SandboxError::Io(e)),
             },
-            exited = &mut wait, if status.is_none() => {
-                status = Some(exited.map_err(SandboxError::Io)?);
+            exited = &mut wait, if exit.is_none() => {
+                let exited = exited.map_err(|e| SandboxError::Io(std::io::Error::other(e)))?;
+                exit = Some(exited.map_err(SandboxError::Io)?);
                 guard.kill_and_disarm();
+                // What the command left behind, even outside its process group.
+                if let Some(cg) = &cgroup {
+                    cg.kill_all();
+                }
                 drain_until = Some(tokio::time::Instant::now() + DRAIN_GRACE);
             },
-            () = tokio::time::sleep_until(deadline), if status.is_none() && !timed_out => {
+            () = tokio::time::sleep_until(deadline), if exit.is_none() && !timed_out => {
                 timed_out = true;
-                guard.kill();
+                kill_everything(&mut guard, cgroup.as_ref());
+            },
+            _ = cpu_watch.tick(), if cpu_limit.is_some() && exit.is_none() && !cpu_exceeded => {
+                let used = cgroup.as_ref().and_then(CommandCgroup::cpu_time);
+                if used.is_some() && used >= cpu_limit {
+                    cpu_exceeded = true;
+                    kill_everything(&mut guard, cgroup.as_ref());
+                }
             },
             () = tokio::time::sleep_until(drain_until.unwrap_or(deadline)), if drain_until.is_some() => {
                 tracing::debug!("output still open after the command exited; no longer reading");
@@ -152,8 +231,28 @@ pub(crate) async fn run(
 
     // The loop ends only once the exit status is in (draining starts after it), so the
     // fallback is never used.
-    let status = status.unwrap_or_else(|| ExitStatus::from_raw(0));
+    let exit = exit.unwrap_or(sys::Exit {
+        status: ExitStatus::from_raw(0),
+        cpu: Duration::ZERO,
+        max_rss: 0,
+    });
+    let usage = cgroup
+        .as_ref()
+        .map(CommandCgroup::usage)
+        .unwrap_or_default();
+    // Removes the cgroup (what is still in it is killed first).
+    drop(cgroup);
     let captured = capture.finish();
+    let status = exit.status;
+    let ended = Ended {
+        code: status.code(),
+        signal: status.signal(),
+        timed_out,
+        cpu_exceeded,
+        oom_killed: usage.oom_killed,
+        pids_limited: usage.pids_limited,
+    };
+    let cpu_time = usage.cpu.or(Some(exit.cpu));
     let output = CommandOutput {
         exit_code: status.code(),
         signal: status.signal(),
@@ -162,16 +261,72 @@ pub(crate) async fn run(
         truncated: captured.truncated,
         timed_out,
         duration: started.elapsed(),
+        cpu_time,
+        peak_memory_bytes: usage
+            .peak_memory
+            .or((exit.max_rss > 0).then_some(exit.max_rss)),
+        limit: ended.limit(limits.cpu_time, cpu_time),
     };
     tracing::debug!(
         exit_code = ?output.exit_code,
         signal = ?output.signal,
-        timed_out,
+        limit = ?output.limit,
         bytes = output.total_bytes,
         ms = output.duration.as_millis() as u64,
+        cpu_ms = ?output.cpu_time.map(|t| t.as_millis() as u64),
+        peak_memory = ?output.peak_memory_bytes,
         "command finished"
     );
     Ok(output)
+}
+
+fn kill_everything(guard: &mut GroupGuard, cgroup: Option<&CommandCgroup>) {
+    guard.kill();
+    if let Some(cg) = cgroup {
+        cg.kill_all();
+    }
+}
+
+/// How a command ended, as far as telling which limit ended it goes.
+#[derive(Debug, Default)]
+struct Ended {
+    code: Option<i32>,
+    signal: Option<i32>,
+    timed_out: bool,
+    cpu_exceeded: bool,
+    oom_killed: bool,
+    pids_limited: bool,
+}
+
+impl Ended {
+    /// The limit to blame, most specific first. A command that succeeded hit none that matter.
+    fn limit(&self, cpu_limit: Option<Duration>, cpu_used: Option<Duration>) -> Option<LimitKind> {
+        if self.code == Some(0) && !self.timed_out && !self.cpu_exceeded {
+            return None;
+        }
+        // A signal, or 128+N: how bwrap and shells pass on "my child was killed by N".
+        let signal = self.signal.or(self
+            .code
+            .filter(|c| (129..160).contains(c))
+            .map(|c| c - 128));
+        let past_cpu = cpu_limit.is_some_and(|limit| cpu_used.is_some_and(|used| used >= limit));
+        if self.oom_killed {
+            Some(LimitKind::Memory)
+        } else if self.cpu_exceeded
+            || signal == Some(libc::SIGXCPU)
+            || (signal == Some(libc::SIGKILL) && !self.timed_out && past_cpu)
+        {
+            Some(LimitKind::Cpu)
+        } else if signal == Some(libc::SIGXFSZ) {
+            Some(LimitKind::FileSize)
+        } else if self.pids_limited {
+            Some(LimitKind::Processes)
+        } else if self.timed_out {
+            Some(LimitKind::Timeout)
+        } else {
+            None
+        }
+    }
 }
 
 fn far_future() -> tokio::time::Instant {

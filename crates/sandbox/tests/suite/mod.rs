@@ -5,6 +5,7 @@ mod env;
 mod isolation;
 mod limits;
 mod probe;
+mod resources;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
