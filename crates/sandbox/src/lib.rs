@@ -94,8 +94,10 @@ pub struct Limits {
     /// Memory the command may use (default 4 GiB): a cgroup's limit (the kernel's OOM killer
     /// ends the command) or, without one, each process's address space (RLIMIT_AS).
     pub memory_bytes: Option<u64>,
-    /// Processes (and threads) the command may have at once (default 512): a cgroup's
-    /// `pids.max`, so a fork bomb is contained; without one, RLIMIT_NPROC, which root ignores.
+    /// Processes (and threads) the command may have at once (default 512, or 64 per core on
+    /// machines with more than 8, where parallel builds run that many compiler threads): a
+    /// cgroup's `pids.max`, so a fork bomb is contained; without one, RLIMIT_NPROC, which root
+    /// ignores.
     pub max_processes: Option<u32>,
     /// Largest file the command may write (default 1 GiB): RLIMIT_FSIZE, so one runaway file
     /// cannot fill the disk.
@@ -109,10 +111,17 @@ impl Default for Limits {
             output_cap: 1024 * 1024,
             cpu_time: None,
             memory_bytes: Some(4 << 30),
-            max_processes: Some(512),
+            max_processes: Some(default_max_processes()),
             file_size_bytes: Some(1 << 30),
         }
     }
+}
+
+fn default_max_processes() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(cores.saturating_mul(64))
+        .unwrap_or(u32::MAX)
+        .max(512)
 }
 
 /// Why a command could not be run (a command that ran and failed is a [`CommandOutput`]).

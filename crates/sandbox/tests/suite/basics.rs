@@ -90,6 +90,15 @@ async fn report_carries_the_accounting() {
     assert_eq!(report.limit, None);
     assert_eq!(report.sandbox, "bwrap");
     assert_eq!(u128::from(report.duration_ms), out.duration.as_millis());
+    assert_eq!(
+        report.cpu_ms.map(u128::from),
+        out.cpu_time.map(|t| t.as_millis())
+    );
+    assert!(out.cpu_time.is_some());
+    // bwrap, its init and the shell: at least a few hundred kilobytes, far from a gigabyte.
+    let peak = out.peak_memory_bytes.expect("peak memory");
+    assert!((100 << 10..1 << 30).contains(&peak), "{peak}");
+    assert_eq!(report.peak_memory_bytes, Some(peak));
 
     let limits = Limits {
         timeout: Duration::from_millis(200),
@@ -132,4 +141,8 @@ fn default_limits() {
     let limits = Limits::default();
     assert_eq!(limits.timeout, Duration::from_secs(600));
     assert_eq!(limits.output_cap, 1024 * 1024);
+    assert_eq!(limits.cpu_time, None);
+    assert_eq!(limits.memory_bytes, Some(4 << 30));
+    assert_eq!(limits.max_processes, Some(512)); // two cores here: the floor
+    assert_eq!(limits.file_size_bytes, Some(1 << 30));
 }

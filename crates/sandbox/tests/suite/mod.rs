@@ -4,6 +4,7 @@ mod basics;
 mod env;
 mod isolation;
 mod limits;
+mod matrix;
 mod probe;
 mod resources;
 
