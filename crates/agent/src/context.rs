@@ -2,14 +2,15 @@
 //!
 //! Tokens are estimated (4 bytes a token plus a small per-message overhead): exact counts need
 //! the provider's tokenizer, and the estimate only has to keep us safely under the window.
-//! Trimming order: old tool outputs first, then old assistant text, then whole old turns. The
-//! system prompt and the goal (the first two messages) are never touched, and the most recent
-//! turns are kept whole so the model can see what it just did.
+//! Trimming order: tool outputs first, then assistant text, each oldest first, then whole old
+//! turns. The system prompt and the goal (the first two messages) are never touched, and the
+//! very last message is kept whole so the model can see what it just got; recent turns are
+//! shortened only when older ones were not enough.
 
 use nightshift_protocol::{Message, Role};
 
 const MESSAGE_OVERHEAD_TOKENS: u64 = 4;
-/// Messages at the end of the conversation that are never trimmed.
+/// Messages at the end of the conversation that are never dropped whole.
 const KEEP_RECENT: usize = 6;
 /// What a trimmed message keeps, so the model knows something was there.
 const TRIMMED_KEEP_BYTES: usize = 200;
@@ -47,12 +48,10 @@ pub fn fit(messages: &mut Vec<Message>, limit: u64) -> Option<Trimmed> {
     let mut total = tokens_before;
     let mut trimmed = 0;
     let protected_head = 2.min(messages.len());
-    let trimmable_end = messages
-        .len()
-        .saturating_sub(KEEP_RECENT)
-        .max(protected_head);
+    // Everything but the head and the very last message may be shortened, oldest first.
+    let trimmable_end = messages.len().saturating_sub(1).max(protected_head);
 
-    // Pass 1 and 2: shrink old tool outputs, then old assistant text, oldest first.
+    // Pass 1 and 2: shrink tool outputs, then assistant text, oldest first.
     for role in [Role::Tool, Role::Assistant] {
         for message in &mut messages[protected_head..trimmable_end] {
             if total <= limit {
@@ -154,6 +153,20 @@ mod tests {
             messages.last().unwrap().content.len(),
             4000,
             "recent output intact"
+        );
+    }
+
+    #[test]
+    fn recent_outputs_are_shortened_too_when_old_ones_are_not_enough() {
+        // Three huge outputs in the most recent turns alone exceed the window.
+        let mut messages = conversation(3, 40_000);
+        let trimmed = fit(&mut messages, 12_000).unwrap();
+        assert!(trimmed.tokens_after <= 12_000, "{trimmed:?}");
+        assert_eq!(messages.len(), 8, "shortened, not dropped");
+        assert_eq!(
+            messages.last().unwrap().content.len(),
+            40_000,
+            "the last one stays whole"
         );
     }
 

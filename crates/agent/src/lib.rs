@@ -15,15 +15,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use nightshift_model::ModelClient;
 use nightshift_protocol::{
     Budget, CheckOutcome, CommandReport, EventKind, TaskStatus, ToolSpec, Usage,
 };
-use nightshift_tools::Toolbox;
 use tokio::sync::{mpsc, oneshot};
 
 pub use context::{Trimmed, estimate, fit};
-pub use nightshift_tools::tool_specs;
+// The agent's inputs, re-exported so callers can build an AgentSetup without reaching past the
+// agent into the crates below it.
+pub use nightshift_model::ModelClient;
+pub use nightshift_tools::{Toolbox, tool_specs, trim_middle};
 pub use prompt::{
     PromptContext, SYSTEM_TEMPLATE, render_goal, render_system_prompt, repo_map, template_hash,
 };
@@ -107,7 +108,7 @@ pub struct AgentOutcome {
 /// The caller's side of the queue pair.
 pub struct AgentHandle {
     ops: mpsc::UnboundedSender<Op>,
-    events: mpsc::Receiver<AgentEvent>,
+    events: mpsc::UnboundedReceiver<AgentEvent>,
 }
 
 impl AgentHandle {
@@ -126,8 +127,10 @@ impl AgentHandle {
 /// Starts the agent on the current tokio runtime.
 pub fn spawn(setup: AgentSetup) -> AgentHandle {
     let (ops_tx, ops_rx) = mpsc::unbounded_channel();
-    // Bounded: a slow consumer slows the agent down instead of letting events pile up in memory.
-    let (events_tx, events_rx) = mpsc::channel(256);
+    // Unbounded so that retry notes can be sent from the model client's synchronous callback
+    // the moment they happen. The backlog stays small: the agent produces a few events per
+    // step, each step waits on the model or a tool, and the caller drains them as they come.
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
     tokio::spawn(run::run(setup, ops_rx, events_tx));
     AgentHandle {
         ops: ops_tx,

@@ -36,7 +36,7 @@ struct Loop {
     setup: AgentSetup,
     workspace: WorkspaceState,
     ops: mpsc::UnboundedReceiver<Op>,
-    events: mpsc::Sender<AgentEvent>,
+    events: mpsc::UnboundedSender<AgentEvent>,
     messages: Vec<Message>,
     template_hash: String,
     deadline: Option<Instant>,
@@ -50,7 +50,7 @@ struct Loop {
 pub(crate) async fn run(
     mut setup: AgentSetup,
     ops: mpsc::UnboundedReceiver<Op>,
-    events: mpsc::Sender<AgentEvent>,
+    events: mpsc::UnboundedSender<AgentEvent>,
 ) {
     // Swap the receiver out of the setup so the loop owns its state separately.
     let (_, placeholder) = tokio::sync::oneshot::channel();
@@ -102,7 +102,7 @@ pub(crate) async fn run(
         checks: agent.last_checks,
     };
     // The receiver may be gone if the caller gave up; nothing else to do then.
-    let _ = agent.events.send(AgentEvent::Finished(outcome)).await;
+    let _ = agent.events.send(AgentEvent::Finished(outcome));
 }
 
 impl Loop {
@@ -169,9 +169,16 @@ impl Loop {
     }
 
     fn poll_ops(&mut self) {
-        while let Ok(op) = self.ops.try_recv() {
-            match op {
-                Op::Cancel => self.cancelled = true,
+        loop {
+            match self.ops.try_recv() {
+                Ok(Op::Cancel) => self.cancelled = true,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                // Nobody holds the handle any more: nobody would see the result, so stop
+                // rather than spend tokens and run commands unobserved.
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.cancelled = true;
+                    break;
+                }
             }
         }
     }
@@ -186,18 +193,15 @@ impl Loop {
             }
         };
         tokio::pin!(future, sleep);
-        let mut ops_open = true;
-        loop {
-            tokio::select! {
-                biased;
-                op = self.ops.recv(), if ops_open => match op {
-                    Some(Op::Cancel) => { self.cancelled = true; return Err(Stop::Cancelled) }
-                    // The handle was dropped: nobody can cancel any more; keep going.
-                    None => ops_open = false,
-                },
-                () = &mut sleep => return Err(self.timeout_stop()),
-                value = &mut future => return Ok(value),
+        tokio::select! {
+            biased;
+            // Cancel is the only op; a closed channel (the handle was dropped) counts as one too.
+            _ = self.ops.recv() => {
+                self.cancelled = true;
+                Err(Stop::Cancelled)
             }
+            () = &mut sleep => Err(self.timeout_stop()),
+            value = &mut future => Ok(value),
         }
     }
 
@@ -215,20 +219,25 @@ impl Loop {
         match &self.workspace {
             WorkspaceState::Ready(workspace) => Ok(workspace),
             WorkspaceState::Failed(reason) => Err(Stop::Error(reason.clone())),
-            WorkspaceState::Pending(_) => Err(Stop::Error("the workspace is not ready (a bug)".into())),
+            WorkspaceState::Pending(_) => {
+                Err(Stop::Error("the workspace is not ready (a bug)".into()))
+            }
         }
     }
 
     async fn emit(&self, kind: EventKind) {
-        // A closed channel means the caller stopped listening; the work itself goes on.
-        let _ = self.events.send(AgentEvent::Event(kind)).await;
+        // A closed channel means the caller is gone; poll_ops then sees the closed ops channel
+        // and stops the work at the next step.
+        let _ = self.events.send(AgentEvent::Event(kind));
     }
 
     /// One model request and the tool calls it asks for. Returns the model's summary when it
     /// says it is done (a `finish` call, or an answer without tool calls).
     async fn turn(&mut self) -> Result<Option<String>, Stop> {
         let window = self.setup.context_window;
-        let limit = window - window / OUTPUT_RESERVE_DIVISOR;
+        let tools_tokens =
+            serde_json::to_string(&self.setup.tool_specs).map_or(0, |json| json.len() as u64 / 4);
+        let limit = (window - window / OUTPUT_RESERVE_DIVISOR).saturating_sub(tools_tokens);
         if let Some(trimmed) = context::fit(&mut self.messages, limit) {
             self.emit(EventKind::ContextTrimmed {
                 messages_trimmed: trimmed.messages_trimmed,
@@ -252,22 +261,19 @@ impl Loop {
             messages: self.messages.clone(),
             tools: self.setup.tool_specs.clone(),
         };
-        let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<RetryNote>();
+        // Retries are reported as they happen, not after the request finally succeeds.
+        let events = self.events.clone();
         let on_retry = move |note: &RetryNote| {
-            let _ = retry_tx.send(note.clone());
+            let _ = events.send(AgentEvent::Event(EventKind::ModelRetry {
+                step,
+                attempt: note.attempt,
+                error: note.error.clone(),
+                wait_ms: note.wait.as_millis() as u64,
+            }));
         };
         let model = self.setup.model.clone();
         let started = Instant::now();
         let response = self.guarded(model.complete(&request, &on_retry)).await?;
-        while let Ok(note) = retry_rx.try_recv() {
-            self.emit(EventKind::ModelRetry {
-                step,
-                attempt: note.attempt,
-                error: note.error,
-                wait_ms: note.wait.as_millis() as u64,
-            })
-            .await;
-        }
         let response = response.map_err(|e| Stop::Error(format!("model request failed: {e}")))?;
         self.usage.add(response.usage);
         self.emit(EventKind::ModelResponse {
@@ -282,9 +288,18 @@ impl Loop {
 
         let calls = response.message.tool_calls.clone();
         let text = response.message.content.clone();
+        let cut_off = response.finish_reason.as_deref() == Some("length");
         self.messages.push(response.message);
         // Acting on the answer needs the checked-out worktree.
         let toolbox = self.workspace().await?.toolbox.clone();
+        if calls.is_empty() && cut_off {
+            // The answer hit the output limit: it is unfinished, not a claim of being done.
+            self.messages.push(Message::user(
+                "Your answer was cut off at the output token limit. Continue with smaller \
+                 steps, and call finish when the goal is achieved.",
+            ));
+            return Ok(None);
+        }
         if calls.is_empty() {
             // No tool call: the model considers itself done; its text is the summary.
             return Ok(Some(text));

@@ -115,6 +115,23 @@ mod humantime_serde_opt {
 }
 
 impl FileConfig {
+    /// Refuses settings that cannot work, naming the file and the key.
+    fn validate(self, path: &Path) -> anyhow::Result<FileConfig> {
+        for (key, value) in [
+            ("shell_timeout", self.sandbox.shell_timeout),
+            ("check_timeout", self.sandbox.check_timeout),
+        ] {
+            if value.is_some_and(|v| v.is_zero()) {
+                bail!(
+                    "{}: [sandbox] {key} must be longer than zero\nhint: e.g. {key} = \"10m\", or \
+                     leave it out for the default",
+                    path.display()
+                );
+            }
+        }
+        Ok(self)
+    }
+
     /// Reads the config file; a missing file is an empty config.
     pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
         let text = match std::fs::read_to_string(path) {
@@ -126,13 +143,14 @@ impl FileConfig {
                 return Err(error).with_context(|| format!("could not read {}", path.display()));
             }
         };
-        toml::from_str(&text).map_err(|error| {
+        let config: FileConfig = toml::from_str(&text).map_err(|error| {
             anyhow::anyhow!(
                 "{} is not a valid Nightshift config: {error}\nhint: see the README's \
                  \"Configuration\" section for the keys Nightshift understands",
                 path.display()
             )
-        })
+        })?;
+        config.validate(path)
     }
 }
 
@@ -148,6 +166,8 @@ pub struct ModelSettings {
 }
 
 pub const DEFAULT_CONTEXT_WINDOW: u64 = 32_768;
+/// Below this the system prompt, the goal and one tool round cannot fit.
+pub const MIN_CONTEXT_WINDOW: u64 = 2_048;
 
 /// Resolves the model settings: flags over environment over config file.
 pub fn model_settings(
@@ -181,29 +201,50 @@ pub fn model_settings(
             config_path.display()
         );
     };
-    let file_key = match &file.model.api_key_env {
-        Some(var) => Some(non_empty_env(var).with_context(|| {
-            format!(
-                "{} names {var} as the API key variable (api_key_env), but {var} is not set\n\
-                 hint: export {var}, or remove api_key_env from the config",
-                config_path.display()
-            )
-        })?),
-        None => file.model.api_key.clone(),
-    };
-    let api_key = flags
+    // The config file's key is only the fallback, so api_key_env is only looked at when neither
+    // the flag nor NIGHTSHIFT_API_KEY gives a key.
+    let api_key = match flags
         .api_key
         .clone()
         .or_else(|| non_empty_env("NIGHTSHIFT_API_KEY"))
-        .or(file_key);
+    {
+        Some(key) => Some(key),
+        None => match &file.model.api_key_env {
+            Some(var) => Some(non_empty_env(var).with_context(|| {
+                format!(
+                    "{} names {var} as the API key variable (api_key_env), but {var} is not set\n\
+                     hint: export {var}, or remove api_key_env from the config",
+                    config_path.display()
+                )
+            })?),
+            None => file.model.api_key.clone(),
+        },
+    };
+    let context_window = flags
+        .context_window
+        .or(file.model.context_window)
+        .unwrap_or(DEFAULT_CONTEXT_WINDOW);
+    if context_window < MIN_CONTEXT_WINDOW {
+        bail!(
+            "a context window of {context_window} tokens is too small to hold the instructions\n\
+             hint: use the model's real context window (at least {MIN_CONTEXT_WINDOW}), e.g. \
+             --context-window 32768"
+        );
+    }
+    if let Some(max_output) = file.model.max_output_tokens
+        && u64::from(max_output) >= context_window
+    {
+        bail!(
+            "{}: max_output_tokens ({max_output}) must be smaller than the context window \
+             ({context_window})\nhint: lower max_output_tokens or raise context_window",
+            config_path.display()
+        );
+    }
     Ok(ModelSettings {
         base_url,
         model,
         api_key,
-        context_window: flags
-            .context_window
-            .or(file.model.context_window)
-            .unwrap_or(DEFAULT_CONTEXT_WINDOW),
+        context_window,
         max_output_tokens: file.model.max_output_tokens,
         stream: file.model.stream.unwrap_or(true),
     })

@@ -90,25 +90,45 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let cancel = async {
         if tokio::signal::ctrl_c().await.is_ok() {
-            render::note("interrupted: cancelling the task (the work so far is committed)");
+            render::note(
+                "interrupted: cancelling the task and committing the work so far \
+                 (press Ctrl-C again to quit at once)",
+            );
+            tokio::spawn(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    render::note("interrupted twice: quitting now; the worktree is left as it is");
+                    std::process::exit(130);
+                }
+            });
         } else {
             std::future::pending::<()>().await;
         }
     };
-    let result = nightshift_worker::run_task(
+    let outcome = nightshift_worker::run_task(
         &store,
         model,
         valid,
-        task_id,
+        task_id.clone(),
         &worker_config,
         cancel,
         &mut on_event,
     )
-    .await?;
-    if json {
-        println!("{}", render::result_line(&result)?);
+    .await;
+    let result = match outcome {
+        Ok(result) => result,
+        Err(error) => {
+            // The task existed but could not be recorded to the end: it ends in `error`, and
+            // `--json` readers still get their result line.
+            render::error(&anyhow::Error::new(error));
+            nightshift_worker::unrecorded_failure(&task_id)
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (e.g. piped into `head`) must not turn a finished task into a panic.
+    let _ = if json {
+        writeln!(stdout, "{}", render::result_line(&result)?)
     } else {
-        print!("{}", render::summary(&result));
-    }
+        write!(stdout, "{}", render::summary(&result))
+    };
     Ok(ExitCode::from(result.status.exit_code()))
 }

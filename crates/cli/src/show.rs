@@ -39,15 +39,17 @@ fn open(task_id: &str) -> anyhow::Result<(Store, TaskRecord)> {
 
 pub fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
     let (_store, record) = open(&args.task_id)?;
-    match &record.result {
-        Some(result) if args.json => println!("{}", render::result_line(result)?),
-        Some(result) => print!("{}", render::summary(result)),
-        None if args.json => println!(
-            "{}",
+    let text = match &record.result {
+        Some(result) if args.json => format!("{}\n", render::result_line(result)?),
+        Some(result) => render::summary(result),
+        None if args.json => format!(
+            "{}\n",
             serde_json::json!({"task_id": record.id, "status": record.status})
         ),
-        None => println!("task {} is {} (no result yet)", record.id, record.status),
-    }
+        None => format!("task {} is {} (no result yet)\n", record.id, record.status),
+    };
+    // A closed stdout (e.g. piped into `head`) is not an error worth a panic.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -121,6 +121,9 @@ impl Git {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Its own process group: a Ctrl-C meant for Nightshift (which then cancels the task and
+        // commits the work) must not kill git halfway through a checkout or a commit.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
 
         let command = describe(args);
         let mut child = cmd.spawn().map_err(|source| GitError::Spawn { source })?;

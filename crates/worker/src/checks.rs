@@ -32,7 +32,7 @@ impl Checks for SandboxChecks {
                             passed: output.success(),
                             exit_code: output.exit_code,
                             duration_ms: output.duration.as_millis() as u64,
-                            output: nightshift_tools::trim_middle(
+                            output: nightshift_agent::trim_middle(
                                 &output.output,
                                 CHECK_OUTPUT_IN_EVENTS,
                             ),

@@ -11,6 +11,6 @@ mod spec;
 mod task;
 
 pub use spec::{SpecError, ValidSpec, validate};
-pub use task::{WorkerConfig, WorkerError, new_task_id, run_task};
+pub use task::{WorkerConfig, WorkerError, new_task_id, run_task, unrecorded_failure};
 
 pub use nightshift_protocol::{Event, TaskResult};

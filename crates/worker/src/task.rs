@@ -7,13 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nightshift_agent::{AgentEvent, AgentOutcome, AgentSetup, Op, Workspace};
-use nightshift_git::{Author, Repo, Worktree};
-use nightshift_model::ModelClient;
+use nightshift_agent::{AgentEvent, AgentOutcome, AgentSetup, ModelClient, Op, Toolbox, Workspace};
+use nightshift_git::{Author, GitError, Repo, Worktree};
 use nightshift_protocol::{Event, EventKind, TaskId, TaskResult, TaskStatus, Usage};
 use nightshift_sandbox::{Limits, Sandbox, SandboxMode};
 use nightshift_store::{Store, StoreError};
-use nightshift_tools::Toolbox;
 use tokio::sync::oneshot;
 
 use crate::checks::SandboxChecks;
@@ -56,15 +54,44 @@ pub fn new_task_id() -> TaskId {
     TaskId::from_parts(millis, hasher.finish() as u16)
 }
 
+/// The result for a task whose run failed with a [`WorkerError`]: nothing more could be
+/// recorded, so the caller reports it as `error` from what it knows.
+pub fn unrecorded_failure(task_id: &TaskId) -> TaskResult {
+    TaskResult {
+        task_id: task_id.clone(),
+        status: TaskStatus::Error,
+        branch: None,
+        commit: None,
+        base_commit: None,
+        summary: String::new(),
+        reason: Some(
+            "the task's events could not be recorded (see the error above); any work is in its \
+             worktree under the data directory"
+                .to_owned(),
+        ),
+        diff_stat: None,
+        checks: Vec::new(),
+        steps: 0,
+        verify_rounds: 0,
+        usage: Usage::default(),
+        duration_ms: 0,
+    }
+}
+
 /// Appends events to the store, then shows them, so nothing is shown that was not recorded.
 struct Recorder<'a> {
     store: &'a Store,
     task_id: TaskId,
     on_event: &'a mut (dyn FnMut(&Event) + Send),
+    /// The status the last recorded state change moved to, so the final one starts from it.
+    status: TaskStatus,
 }
 
 impl Recorder<'_> {
     fn record(&mut self, kind: EventKind) -> Result<(), WorkerError> {
+        if let EventKind::StateChanged { to, .. } = &kind {
+            self.status = *to;
+        }
         let event = self.store.append_event(&self.task_id, kind)?;
         (self.on_event)(&event);
         Ok(())
@@ -91,6 +118,7 @@ pub async fn run_task(
         store,
         task_id: task_id.clone(),
         on_event,
+        status: TaskStatus::Queued,
     };
     recorder.record(EventKind::TaskCreated {
         spec: valid.spec.clone(),
@@ -157,7 +185,7 @@ pub async fn run_task(
     }
     result.duration_ms = started.elapsed().as_millis() as u64;
     recorder.record(EventKind::StateChanged {
-        from: Some(TaskStatus::Running),
+        from: Some(recorder.status),
         to: result.status,
         reason: result.reason.clone(),
     })?;
@@ -187,6 +215,12 @@ fn prepare(
     let worktree = match repo.add_worktree(&path, &branch, &base) {
         Ok(worktree) => worktree,
         Err(error) => {
+            // git may have created the branch (and part of the worktree) before failing. The
+            // branch cannot be anyone else's: add_worktree refuses an existing one up front.
+            if !matches!(error, GitError::BranchExists { .. }) {
+                let _ = repo.remove_worktree(&path);
+                let _ = repo.delete_branch(&branch);
+            }
             return Prepared {
                 worktree: None,
                 workspace: Err(format!("could not create the task's worktree: {error}")),
