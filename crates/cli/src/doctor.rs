@@ -1,6 +1,8 @@
 //! `nightshift doctor` (what this machine supports) and `nightshift sandbox -- CMD` (one
 //! command under the task policy, for debugging).
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -11,61 +13,74 @@ use crate::config::{self, Dirs, FileConfig};
 
 pub fn doctor() -> anyhow::Result<ExitCode> {
     let probe = nightshift_sandbox::probe(std::env::var_os("PATH"));
-    println!("Isolation");
+    let mut out = String::from("Isolation\n");
     for check in &probe.checks {
         let mark = if check.ok { "✓" } else { "✗" };
-        println!("  {mark} {:<22} {}", check.name, check.detail);
+        let _ = writeln!(out, "  {mark} {:<22} {}", check.name, check.detail);
     }
     let dirs = Dirs::from_env()?;
-    println!("\nPlaces");
-    println!("  data directory         {}", dirs.data.display());
+    let _ = writeln!(out, "\nPlaces");
+    let _ = writeln!(out, "  data directory         {}", dirs.data.display());
     let config_state = if dirs.config_file.exists() {
         ""
     } else {
         " (not present)"
     };
-    println!(
+    let _ = writeln!(
+        out,
         "  config file            {}{config_state}",
         dirs.config_file.display()
     );
-    println!("\nModel");
+    let _ = writeln!(out, "\nModel");
     let model = FileConfig::load(&dirs.config_file)
         .and_then(|file| config::model_settings(&file, &ModelArgs::default(), &dirs.config_file));
     match model {
-        Ok(settings) => println!(
-            "  ✓ provider             {} (model {}, context window {} tokens{})",
-            settings.base_url,
-            settings.model,
-            settings.context_window,
-            if settings.api_key.is_some() {
-                ", API key set"
-            } else {
-                ", no API key"
-            }
-        ),
+        Ok(settings) => {
+            let _ = writeln!(
+                out,
+                "  ✓ provider             {} (model {}, context window {} tokens{})",
+                settings.base_url,
+                settings.model,
+                settings.context_window,
+                if settings.api_key.is_some() {
+                    ", API key set"
+                } else {
+                    ", no API key"
+                }
+            );
+        }
         Err(error) => {
             let text = error.to_string();
             let mut lines = text.lines();
-            println!(
+            let _ = writeln!(
+                out,
                 "  ✗ provider             {}",
                 lines.next().unwrap_or_default()
             );
             for line in lines {
-                println!("                           {line}");
+                let _ = writeln!(out, "                           {line}");
             }
         }
     }
-    println!();
-    if probe.isolation {
-        println!("Nightshift will run agent commands and checks in bubblewrap.");
-        Ok(ExitCode::SUCCESS)
+    let code = if probe.isolation {
+        let _ = writeln!(
+            out,
+            "\nNightshift will run agent commands and checks in bubblewrap."
+        );
+        ExitCode::SUCCESS
     } else {
-        println!("Nightshift will REFUSE to run agent commands: isolation is not available here.");
+        let _ = writeln!(
+            out,
+            "\nNightshift will REFUSE to run agent commands: isolation is not available here."
+        );
         if let Some(fix) = &probe.fix {
-            println!("hint: {fix}");
+            let _ = writeln!(out, "hint: {fix}");
         }
-        Ok(ExitCode::from(1))
-    }
+        ExitCode::from(1)
+    };
+    // A closed stdout (e.g. piped into `head`) is not worth a panic.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    Ok(code)
 }
 
 pub async fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
@@ -82,7 +97,7 @@ pub async fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         .run(&command, &limits)
         .await
         .with_context(|| format!("could not run `{command}` in the sandbox"))?;
-    print!("{}", output.output);
+    let _ = std::io::stdout().lock().write_all(output.output.as_bytes());
     let report = output.report("debug", &command, mode);
     eprintln!(
         "nightshift sandbox: {} in {} ms, {} bytes of output{}{} (sandbox {})",

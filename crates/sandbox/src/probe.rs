@@ -3,7 +3,7 @@
 //! `--sandbox none`).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::{Sandbox, locate_bwrap};
 
@@ -113,53 +113,30 @@ fn user_namespaces() -> ProbeCheck {
     check("user namespaces", ok, detail)
 }
 
-/// Which cgroup controllers Nightshift could use for memory and process limits.
+/// The cgroup limits Nightshift will actually use (the same detection the runs use).
 fn cgroups() -> Vec<ProbeCheck> {
-    let root = Path::new("/sys/fs/cgroup");
-    let v2_controllers = std::fs::read_to_string(root.join("cgroup.controllers"))
-        .or_else(|_| std::fs::read_to_string(root.join("unified/cgroup.controllers")))
-        .unwrap_or_default();
-    ["memory", "pids"]
-        .into_iter()
-        .map(|controller| {
-            let name = if controller == "memory" {
-                "cgroup memory limit"
-            } else {
-                "cgroup process limit"
-            };
-            let v1: PathBuf = root.join(controller);
-            if v2_controllers.split_whitespace().any(|c| c == controller) {
-                check(name, true, format!("cgroup v2 controller `{controller}`"))
-            } else if v1.join("cgroup.procs").exists() {
-                let writable = can_create_child(&v1);
-                let detail = if writable {
-                    format!("cgroup v1 hierarchy {}", v1.display())
-                } else {
-                    format!(
-                        "cgroup v1 hierarchy {} is not writable; rlimits are used instead",
-                        v1.display()
-                    )
-                };
-                check(name, writable, detail)
-            } else {
-                check(
-                    name,
-                    false,
-                    "not available; rlimits are used instead".to_owned(),
-                )
-            }
-        })
-        .collect()
-}
-
-fn can_create_child(hierarchy: &Path) -> bool {
-    let probe = hierarchy.join(format!("nightshift-probe-{}", std::process::id()));
-    let created = std::fs::create_dir(&probe).is_ok();
-    if created {
-        // An empty cgroup directory is removed with rmdir; nothing else is allowed there.
-        let _ = std::fs::remove_dir(&probe);
-    }
-    created
+    let support = crate::cgroup_support();
+    let fallback = |what: &str| format!("not available ({}); {what}", support.detail);
+    vec![
+        if support.memory {
+            check("cgroup memory limit", true, support.detail.clone())
+        } else {
+            check(
+                "cgroup memory limit",
+                false,
+                fallback("each process's address space is limited instead (RLIMIT_AS)"),
+            )
+        },
+        if support.processes {
+            check("cgroup process limit", true, support.detail.clone())
+        } else {
+            check(
+                "cgroup process limit",
+                false,
+                fallback("RLIMIT_NPROC is used instead, which does not bind root"),
+            )
+        },
+    ]
 }
 
 #[cfg(test)]
