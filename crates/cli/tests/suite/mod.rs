@@ -1,3 +1,4 @@
+mod demo;
 mod doctor;
 mod harness;
 mod run_bad_input;
