@@ -1,3 +1,4 @@
+mod config;
 mod demo;
 mod doctor;
 mod harness;
