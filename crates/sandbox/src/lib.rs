@@ -5,7 +5,9 @@
 //! With [`SandboxMode::Bwrap`] the command runs under bubblewrap: the host is read-only, the
 //! worktree is the one writable host path, `/tmp` and `HOME` are private and empty, the host's
 //! homes, `/run` and secret files are hidden, there is no network, no capability, its own pid
-//! namespace, and an environment scrubbed down to an allowlist. The Rust toolchain
+//! namespace, and an environment scrubbed down to an allowlist. A [`NetworkPolicy`] lets
+//! allowed hosts be reached through a proxy this process runs outside the sandbox, which
+//! records every request; the sandbox still has no network of its own. The Rust toolchain
 //! (`CARGO_HOME`, `RUSTUP_HOME`) and, for a git worktree, its repository stay readable so that
 //! builds and `git log`/`diff`/`status` work; neither is writable. [`SandboxMode::None`] runs the
 //! same command with the same environment scrubbing and limits but **no isolation at all**; it
@@ -27,6 +29,10 @@ mod probe;
 mod run;
 mod setup;
 mod sys;
+// Network policy (proxy outside, bridge inside).
+mod bridge;
+mod network;
+mod proxy;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -35,7 +41,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bridge::run_bridge;
 pub use cgroup::{CgroupSupport, cgroup_support};
+pub use network::{
+    BRIDGE_SUBCOMMAND, NetworkPolicy, NetworkPolicyError, NetworkRequest, PROXY_ADDR,
+};
 pub use probe::{Probe, ProbeCheck, probe};
 pub use run::{CommandOutput, LimitKind};
 
@@ -155,6 +165,9 @@ pub enum SandboxError {
         "unknown sandbox mode {0:?}\nhint: use \"bwrap\" (isolated) or \"none\" (no isolation)"
     )]
     UnknownMode(String),
+    /// The network policy's proxy or bridge cannot be set up for this run.
+    #[error("the network policy cannot be applied: {reason}\nhint: {fix}")]
+    Network { reason: String, fix: String },
 }
 
 const FIX_INSTALL: &str = "install it: apt-get install bubblewrap (or dnf/pacman install bubblewrap), \
@@ -209,6 +222,8 @@ pub struct Sandbox {
     extra_env: Vec<(String, String)>,
     /// Mode None's private HOME, removed when the last clone is dropped.
     _home: Option<Arc<tempfile::TempDir>>,
+    /// The network policy, if any (see network.rs).
+    network: Option<Arc<network::Network>>,
 }
 
 impl Sandbox {
@@ -265,6 +280,7 @@ impl Sandbox {
             env: env.into(),
             extra_env: Vec::new(),
             _home: None,
+            network: None,
         };
         run::probe(&sandbox)?;
         Ok(sandbox)
@@ -286,6 +302,7 @@ impl Sandbox {
             env: env.into(),
             extra_env: Vec::new(),
             _home: Some(Arc::new(home)),
+            network: None,
         })
     }
 
@@ -333,7 +350,7 @@ impl Sandbox {
         let mut cmd = spawn_site(&self.program);
         cmd.args(self.prefix.iter())
             .arg("-c")
-            .arg(command)
+            .args(network::command_args(self, command))
             .current_dir(&self.workdir)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))

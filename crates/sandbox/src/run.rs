@@ -143,6 +143,8 @@ pub(crate) async fn run(
     let (read_end, write_end) = sys::pipe().map_err(SandboxError::Io)?;
     let stderr_end = write_end.try_clone().map_err(SandboxError::Io)?;
     let mut std_cmd = sandbox.command(command)?;
+    // The network policy's proxy for this run, stopped when the run ends.
+    let _proxy = crate::network::start_for_run(sandbox, &mut std_cmd)?;
     std_cmd
         .stdin(Stdio::null())
         .stdout(Stdio::from(write_end))
