@@ -29,6 +29,12 @@ pub enum Command {
     Doctor,
     /// Run one command under the task sandbox policy, for debugging.
     Sandbox(SandboxArgs),
+    /// Inside the sandbox: relay 127.0.0.1 connections to Nightshift's network proxy.
+    #[command(name = "sandbox-bridge", hide = true)]
+    SandboxBridge {
+        listen: std::net::SocketAddr,
+        socket: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -42,6 +48,9 @@ pub struct SandboxArgs {
     /// Wall-clock limit for the command, e.g. 30s.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
     pub timeout: Duration,
+    /// A host the command may reach through the proxy (repeatable), as in `run`.
+    #[arg(long = "allow-domain", value_name = "HOST")]
+    pub allow_domains: Vec<String>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -84,6 +93,10 @@ pub struct RunArgs {
     /// Commit author as "Name <email>" (default: Nightshift <nightshift@localhost>).
     #[arg(long, value_name = "NAME <EMAIL>")]
     pub author: Option<String>,
+    /// A host commands may reach through Nightshift's proxy (repeatable): example.com,
+    /// *.example.com, host:PORT. Without any, commands have no network.
+    #[arg(long = "allow-domain", value_name = "HOST")]
+    pub allow_domains: Vec<String>,
 }
 
 /// Model settings; each overrides the environment and the config file.

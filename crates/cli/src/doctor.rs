@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use nightshift_sandbox::{Limits, Sandbox};
+use nightshift_sandbox::{Limits, NetworkPolicy, Sandbox};
 
 use crate::args::{ModelArgs, SandboxArgs};
 use crate::config::{self, Dirs, FileConfig};
@@ -87,7 +87,15 @@ pub async fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     let dirs = Dirs::from_env()?;
     let file = FileConfig::load(&dirs.config_file)?;
     let mode = config::sandbox_mode(&file, args.sandbox, &dirs.config_file)?;
-    let sandbox = Sandbox::new(&args.dir, mode)?;
+    let mut sandbox = Sandbox::new(&args.dir, mode)?;
+    if !args.allow_domains.is_empty() {
+        let policy = NetworkPolicy {
+            allow_domains: args.allow_domains.clone(),
+            bridge: crate::run::network_bridge()?,
+        };
+        policy.validate()?;
+        sandbox = sandbox.with_network(policy);
+    }
     let command = shell_join(&args.command);
     let limits = Limits {
         timeout: args.timeout,
@@ -98,6 +106,19 @@ pub async fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("could not run `{command}` in the sandbox"))?;
     let _ = std::io::stdout().lock().write_all(output.output.as_bytes());
+    for request in sandbox.network_log() {
+        let verdict = if request.allowed { "allowed" } else { "DENIED" };
+        eprintln!(
+            "nightshift sandbox: network {} {}:{} {verdict}{}",
+            request.method,
+            request.host,
+            request.port,
+            request
+                .reason
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+    }
     let report = output.report("debug", &command, mode);
     eprintln!(
         "nightshift sandbox: {} in {} ms, {} bytes of output{}{} (sandbox {})",

@@ -44,6 +44,11 @@ async fn dispatch(cli: args::Cli) -> anyhow::Result<ExitCode> {
         args::Command::Logs(logs) => show::logs(logs),
         args::Command::Doctor => doctor::doctor(),
         args::Command::Sandbox(sandbox) => doctor::sandbox(sandbox).await,
+        args::Command::SandboxBridge { listen, socket } => {
+            nightshift_sandbox::run_bridge(listen, &socket)
+                .map_err(|e| anyhow::anyhow!("the network bridge failed: {e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

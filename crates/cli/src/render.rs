@@ -145,6 +145,19 @@ pub fn event_line(event: &Event) -> String {
                 report.sandbox
             )
         }
+        EventKind::NetworkRequest {
+            host,
+            port,
+            method,
+            allowed,
+            reason,
+        } => {
+            let verdict = if *allowed { "allowed" } else { "DENIED" };
+            match reason {
+                Some(reason) => format!("  network {method} {host}:{port} {verdict} ({reason})"),
+                None => format!("  network {method} {host}:{port} {verdict}"),
+            }
+        }
         EventKind::ChecksFinished {
             round,
             passed,
@@ -202,6 +215,12 @@ pub fn summary(result: &TaskResult) -> String {
     let _ = writeln!(out, "\nTask {} {headline}", result.task_id);
     if let Some(reason) = &result.reason {
         let _ = writeln!(out, "  reason: {reason}");
+    }
+    if result.sandbox.as_deref() == Some("none") {
+        let _ = writeln!(
+            out,
+            "  sandbox: NONE — commands ran without isolation (--sandbox none)"
+        );
     }
     match (&result.branch, &result.commit) {
         (Some(branch), Some(commit)) => {

@@ -18,6 +18,12 @@ use crate::render;
 const DEFAULT_SHELL_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
+/// This very binary, which serves as the network bridge inside the sandbox.
+pub fn network_bridge() -> anyhow::Result<std::path::PathBuf> {
+    std::env::current_exe()
+        .context("could not tell where the nightshift binary is (for the network bridge)")
+}
+
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Everything the user can get wrong is checked before anything is created.
     let dirs = Dirs::from_env()?;
@@ -36,6 +42,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         max_verify_rounds: args.max_verify_rounds,
         labels: Vec::new(),
+        allow_domains: args.allow_domains.clone(),
     };
     let valid = nightshift_worker::validate(spec)?;
     let settings = config::model_settings(&file, &args.model, &dirs.config_file)?;
@@ -71,6 +78,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sandbox_mode,
         author,
         context_window: settings.context_window,
+        network_bridge: network_bridge()?,
         shell_timeout: file.sandbox.shell_timeout.unwrap_or(DEFAULT_SHELL_TIMEOUT),
         check_timeout: file.sandbox.check_timeout.unwrap_or(DEFAULT_CHECK_TIMEOUT),
     };

@@ -79,6 +79,15 @@ pub enum EventKind {
     },
     /// A command ran in the sandbox (a `shell` call or a check).
     CommandFinished(CommandReport),
+    /// A sandboxed command asked the network proxy for a host, and was let through or not.
+    NetworkRequest {
+        host: String,
+        port: u16,
+        method: String,
+        allowed: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// Verification round `round` ran every check.
     ChecksFinished {
         round: u32,
@@ -172,6 +181,9 @@ pub struct TaskResult {
     pub verify_rounds: u32,
     pub usage: Usage,
     pub duration_ms: u64,
+    /// The isolation commands ran under (`bwrap` or `none`), when any ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 #[cfg(test)]

@@ -93,6 +93,10 @@ pub struct TaskSpec {
     pub max_verify_rounds: u32,
     #[serde(default)]
     pub labels: Vec<String>,
+    /// Hosts sandboxed commands may reach through Nightshift's proxy (`example.com`,
+    /// `*.example.com`, `host:PORT`); empty means no network at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_domains: Vec<String>,
 }
 
 impl TaskSpec {

@@ -39,6 +39,8 @@ pub enum SpecError {
     ZeroTimeout,
     #[error(transparent)]
     Repo(#[from] GitError),
+    #[error(transparent)]
+    Network(#[from] nightshift_sandbox::NetworkPolicyError),
 }
 
 /// Checks a spec before anything is created for it.
@@ -61,6 +63,11 @@ pub fn validate(mut spec: TaskSpec) -> Result<ValidSpec, SpecError> {
     if spec.budget.timeout_secs == Some(0) {
         return Err(SpecError::ZeroTimeout);
     }
+    let allowlist = nightshift_sandbox::NetworkPolicy {
+        allow_domains: spec.allow_domains.clone(),
+        ..Default::default()
+    };
+    allowlist.validate()?;
     let repo = Repo::open(Path::new(&spec.repo))?;
     let reference = spec.base_ref.clone().unwrap_or_else(|| "HEAD".to_owned());
     let base_commit = repo.resolve_commit(&reference)?;

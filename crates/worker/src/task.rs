@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nightshift_agent::{AgentEvent, AgentOutcome, AgentSetup, ModelClient, Op, Toolbox, Workspace};
 use nightshift_git::{Author, GitError, Repo, Worktree};
 use nightshift_protocol::{Event, EventKind, TaskId, TaskResult, TaskStatus, Usage};
-use nightshift_sandbox::{Limits, Sandbox, SandboxMode};
+use nightshift_sandbox::{Limits, NetworkPolicy, Sandbox, SandboxMode};
 use nightshift_store::{Store, StoreError};
 use tokio::sync::oneshot;
 
@@ -27,6 +27,9 @@ pub struct WorkerConfig {
     pub author: Option<Author>,
     /// The model's context window in tokens.
     pub context_window: u64,
+    /// The program run inside the sandbox to reach the network proxy (normally the
+    /// `nightshift` binary itself); used only when a task allows some hosts.
+    pub network_bridge: PathBuf,
     /// Wall-clock limit for one `shell` tool call.
     pub shell_timeout: Duration,
     /// Wall-clock limit for one check.
@@ -75,6 +78,7 @@ pub fn unrecorded_failure(task_id: &TaskId) -> TaskResult {
         verify_rounds: 0,
         usage: Usage::default(),
         duration_ms: 0,
+        sandbox: None,
     }
 }
 
@@ -143,9 +147,12 @@ pub async fn run_task(
         verify_rounds: 0,
         usage: Usage::default(),
         duration_ms: 0,
+        sandbox: None,
     };
 
-    let (outcome, worktree) = drive(&mut recorder, model, &valid, config, cancel).await?;
+    let (outcome, worktree, sandbox_mode) =
+        drive(&mut recorder, model, &valid, config, cancel).await?;
+    result.sandbox = sandbox_mode.map(|mode| mode.as_str().to_owned());
     result.status = outcome.status;
     result.summary = outcome.summary.clone();
     result.reason = outcome.reason.clone();
@@ -199,7 +206,7 @@ pub async fn run_task(
 /// handed back or cleaned up even when the rest failed) and the workspace or why not.
 struct Prepared {
     worktree: Option<Worktree>,
-    workspace: Result<(Workspace, SandboxMode), String>,
+    workspace: Result<(Workspace, Sandbox), String>,
 }
 
 /// Creates the worktree, the sandbox and the tools. Slow for big repositories (the checkout),
@@ -211,6 +218,7 @@ fn prepare(
     base: String,
     config: WorkerConfig,
     checks: Vec<String>,
+    allow_domains: Vec<String>,
 ) -> Prepared {
     let worktree = match repo.add_worktree(&path, &branch, &base) {
         Ok(worktree) => worktree,
@@ -229,6 +237,16 @@ fn prepare(
     };
     let workspace = Sandbox::new(worktree.path(), config.sandbox_mode)
         .map_err(|error| format!("refusing to run agent commands: {error}"))
+        .map(|sandbox| {
+            if allow_domains.is_empty() {
+                sandbox
+            } else {
+                sandbox.with_network(NetworkPolicy {
+                    allow_domains,
+                    bridge: config.network_bridge.clone(),
+                })
+            }
+        })
         .and_then(|sandbox| {
             let shell_limits = Limits {
                 timeout: config.shell_timeout,
@@ -237,7 +255,7 @@ fn prepare(
             let toolbox = Toolbox::new(sandbox.clone(), shell_limits)
                 .map_err(|error| format!("could not set up the tools: {error}"))?;
             let checks = SandboxChecks {
-                sandbox,
+                sandbox: sandbox.clone(),
                 commands: checks,
                 timeout: config.check_timeout,
             };
@@ -246,7 +264,7 @@ fn prepare(
                     toolbox: Arc::new(toolbox),
                     checks: Arc::new(checks),
                 },
-                config.sandbox_mode,
+                sandbox,
             ))
         });
     Prepared {
@@ -263,7 +281,7 @@ async fn drive(
     valid: &ValidSpec,
     config: &WorkerConfig,
     cancel: impl Future<Output = ()> + Send,
-) -> Result<(AgentOutcome, Option<Worktree>), WorkerError> {
+) -> Result<(AgentOutcome, Option<Worktree>, Option<SandboxMode>), WorkerError> {
     let failed = |reason: String| AgentOutcome {
         status: TaskStatus::Error,
         summary: String::new(),
@@ -283,6 +301,7 @@ async fn drive(
             return Ok((
                 failed(format!("could not read the repository: {error}")),
                 None,
+                None,
             ));
         }
     };
@@ -298,7 +317,8 @@ async fn drive(
             config.clone(),
             valid.spec.checks.clone(),
         );
-        move || prepare(repo, path, branch, base, config, checks)
+        let allow_domains = valid.spec.allow_domains.clone();
+        move || prepare(repo, path, branch, base, config, checks, allow_domains)
     }));
     let (workspace_tx, workspace_rx) = oneshot::channel();
     let mut workspace_tx = Some(workspace_tx);
@@ -315,6 +335,8 @@ async fn drive(
         workspace: workspace_rx,
     });
     let mut worktree = None;
+    // Kept to drain the network proxy's log into events after each command.
+    let mut sandbox: Option<Sandbox> = None;
     tokio::pin!(cancel);
     let mut cancel_sent = false;
     let outcome = loop {
@@ -327,7 +349,14 @@ async fn drive(
                     workspace: Err(format!("preparing the workspace panicked (a bug): {panic}")),
                 });
                 worktree = prepared.worktree;
-                let workspace = record_workspace(recorder, prepared.workspace, &path, &branch, &valid.base_commit)?;
+                let workspace = match prepared.workspace {
+                    Ok((workspace, ready)) => {
+                        record_ready(recorder, &ready, &path, &branch, &valid.base_commit)?;
+                        sandbox = Some(ready);
+                        Ok(workspace)
+                    }
+                    Err(reason) => Err(record_unready(recorder, reason)?),
+                };
                 if let Some(tx) = workspace_tx.take() {
                     // The agent may have finished already; then nobody needs the workspace.
                     let _ = tx.send(workspace);
@@ -338,7 +367,23 @@ async fn drive(
                 cancel_sent = true;
             }
             next = agent.next_event() => match next {
-                Some(AgentEvent::Event(kind)) => recorder.record(kind)?,
+                Some(AgentEvent::Event(kind)) => {
+                    if matches!(kind, EventKind::CommandFinished(_))
+                        && let Some(sandbox) = &sandbox
+                    {
+                        // What the command asked of the network, before its own record.
+                        for request in sandbox.network_log() {
+                            recorder.record(EventKind::NetworkRequest {
+                                host: request.host,
+                                port: request.port,
+                                method: request.method,
+                                allowed: request.allowed,
+                                reason: request.reason,
+                            })?;
+                        }
+                    }
+                    recorder.record(kind)?;
+                }
                 Some(AgentEvent::Finished(outcome)) => break outcome,
                 None => break failed("the agent stopped without a result (a bug)".to_owned()),
             },
@@ -349,48 +394,49 @@ async fn drive(
         if let Ok(prepared) = handle.await {
             worktree = prepared.worktree;
             // Nobody needs the workspace any more; it is recorded for the trail and dropped.
-            let _unused = record_workspace(
-                recorder,
-                prepared.workspace,
-                &path,
-                &branch,
-                &valid.base_commit,
-            )?;
+            match prepared.workspace {
+                Ok((_, ready)) => {
+                    record_ready(recorder, &ready, &path, &branch, &valid.base_commit)?;
+                    sandbox = Some(ready);
+                }
+                Err(reason) => {
+                    record_unready(recorder, reason)?;
+                }
+            }
         }
     }
-    Ok((outcome, worktree))
+    Ok((outcome, worktree, sandbox.map(|s| s.mode())))
 }
 
-/// Records how the workspace preparation went, before the agent may act on it.
-fn record_workspace(
+/// Records that the workspace is ready, before the agent may act on it.
+fn record_ready(
     recorder: &mut Recorder<'_>,
-    prepared: Result<(Workspace, SandboxMode), String>,
+    sandbox: &Sandbox,
     path: &Path,
     branch: &str,
     base_commit: &str,
-) -> Result<Result<Workspace, String>, WorkerError> {
-    match prepared {
-        Ok((workspace, mode)) => {
-            recorder.record(EventKind::WorkspaceReady {
-                path: path.display().to_string(),
-                branch: branch.to_owned(),
-                base_commit: base_commit.to_owned(),
-            })?;
-            if mode == SandboxMode::None {
-                recorder.record(EventKind::Notice {
-                    message: "sandbox: none — commands run WITHOUT isolation, as chosen with --sandbox none"
-                        .to_owned(),
-                })?;
-            }
-            Ok(Ok(workspace))
-        }
-        Err(reason) => {
-            recorder.record(EventKind::Notice {
-                message: reason.clone(),
-            })?;
-            Ok(Err(reason))
-        }
+) -> Result<(), WorkerError> {
+    recorder.record(EventKind::WorkspaceReady {
+        path: path.display().to_string(),
+        branch: branch.to_owned(),
+        base_commit: base_commit.to_owned(),
+    })?;
+    if sandbox.mode() == SandboxMode::None {
+        recorder.record(EventKind::Notice {
+            message:
+                "sandbox: none — commands run WITHOUT isolation, as chosen with --sandbox none"
+                    .to_owned(),
+        })?;
     }
+    Ok(())
+}
+
+/// Records why the workspace could not be prepared; returns the reason for the agent.
+fn record_unready(recorder: &mut Recorder<'_>, reason: String) -> Result<String, WorkerError> {
+    recorder.record(EventKind::Notice {
+        message: reason.clone(),
+    })?;
+    Ok(reason)
 }
 
 /// Commits whatever the agent changed, whatever the status: work is never thrown away, and the

@@ -124,6 +124,11 @@ fn a_run_without_bubblewrap_refuses_commands_unless_sandbox_none_is_chosen() {
     );
     let commands = unisolated.events_of("command_finished");
     assert_eq!(commands[0]["sandbox"], "none");
+    let result = unisolated.result();
+    assert_eq!(result["sandbox"], "none");
+    let id = result["task_id"].as_str().unwrap();
+    let show = world.nightshift(&["show", id]);
+    assert!(show.stdout.contains("sandbox: NONE"), "{}", show.stdout);
 }
 
 fn which(tool: &str) -> std::path::PathBuf {

@@ -2,6 +2,7 @@ mod config;
 mod demo;
 mod doctor;
 mod harness;
+mod network;
 mod run_bad_input;
 mod run_e2e;
 mod run_limits;

@@ -37,6 +37,7 @@ pub fn result(task_id: TaskId, status: TaskStatus) -> TaskResult {
             cached_tokens: 0,
         },
         duration_ms: 1234,
+        sandbox: None,
     }
 }
 

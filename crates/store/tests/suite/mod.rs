@@ -13,6 +13,7 @@ pub fn spec(goal: &str) -> TaskSpec {
         budget: Budget::default(),
         max_verify_rounds: 3,
         labels: vec!["demo".into()],
+        allow_domains: Vec::new(),
     }
 }
 
