@@ -49,6 +49,15 @@ pub(crate) struct Output {
 
 impl Output {
     /// Stdout as text, without the trailing newline git ends its answers with.
+    /// stdout as a list of NUL-terminated names (`-z` output), lossy UTF-8.
+    pub(crate) fn nul_separated(&self) -> Vec<String> {
+        self.stdout
+            .split(|b| *b == 0)
+            .filter(|name| !name.is_empty())
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .collect()
+    }
+
     pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).trim_end().to_owned()
     }

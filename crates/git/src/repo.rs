@@ -113,12 +113,7 @@ impl Repo {
             args!["ls-tree", "-r", "-z", "--name-only", "--full-tree", commit],
             &[],
         )?;
-        Ok(output
-            .stdout
-            .split(|b| *b == 0)
-            .filter(|name| !name.is_empty())
-            .map(|name| String::from_utf8_lossy(name).into_owned())
-            .collect())
+        Ok(output.nul_separated())
     }
 
     /// A file's text at `commit` (lossy UTF-8), or `None` when the commit has no such file.

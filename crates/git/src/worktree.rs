@@ -71,12 +71,7 @@ impl Worktree {
     /// Tracked files (git ls-files), relative to the worktree, for the repository map.
     pub fn tracked_files(&self) -> Result<Vec<String>, GitError> {
         let output = self.ok(&["ls-files", "-z"], &[])?;
-        Ok(output
-            .stdout
-            .split(|b| *b == 0)
-            .filter(|name| !name.is_empty())
-            .map(|name| String::from_utf8_lossy(name).into_owned())
-            .collect())
+        Ok(output.nul_separated())
     }
 
     /// Stages everything (git add -A, respecting .gitignore) and commits if anything changed.

@@ -133,33 +133,24 @@ pub async fn run_task(
         reason: None,
     })?;
 
+    let (outcome, worktree, sandbox_mode) =
+        drive(&mut recorder, model, &valid, config, cancel).await?;
     let mut result = TaskResult {
         task_id: task_id.clone(),
-        status: TaskStatus::Error,
+        status: outcome.status,
         branch: None,
         commit: None,
         base_commit: Some(valid.base_commit.clone()),
-        summary: String::new(),
-        reason: None,
+        summary: outcome.summary.clone(),
+        reason: outcome.reason.clone(),
         diff_stat: None,
-        checks: Vec::new(),
-        steps: 0,
-        verify_rounds: 0,
-        usage: Usage::default(),
+        checks: outcome.checks.clone(),
+        steps: outcome.steps,
+        verify_rounds: outcome.verify_rounds,
+        usage: outcome.usage,
         duration_ms: 0,
-        sandbox: None,
+        sandbox: sandbox_mode.map(|mode| mode.as_str().to_owned()),
     };
-
-    let (outcome, worktree, sandbox_mode) =
-        drive(&mut recorder, model, &valid, config, cancel).await?;
-    result.sandbox = sandbox_mode.map(|mode| mode.as_str().to_owned());
-    result.status = outcome.status;
-    result.summary = outcome.summary.clone();
-    result.reason = outcome.reason.clone();
-    result.checks = outcome.checks.clone();
-    result.steps = outcome.steps;
-    result.verify_rounds = outcome.verify_rounds;
-    result.usage = outcome.usage;
     if let Some(worktree) = worktree {
         let branch = task_id.branch();
         let committed_or_clean = hand_back(
