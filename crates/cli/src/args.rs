@@ -97,6 +97,10 @@ pub struct RunArgs {
     /// *.example.com, host:PORT. Without any, commands have no network.
     #[arg(long = "allow-domain", value_name = "HOST")]
     pub allow_domains: Vec<String>,
+    /// An environment variable for the task's commands (repeatable): NAME=VALUE, or NAME alone
+    /// to pass this environment's value through without storing it with the task.
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
 }
 
 /// Model settings; each overrides the environment and the config file.

@@ -43,6 +43,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_verify_rounds: args.max_verify_rounds,
         labels: Vec::new(),
         allow_domains: args.allow_domains.clone(),
+        env: args
+            .env
+            .iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+                None => (entry.clone(), None),
+            })
+            .collect(),
     };
     let valid = nightshift_worker::validate(spec)?;
     let settings = config::model_settings(&file, &args.model, &dirs.config_file)?;

@@ -97,6 +97,11 @@ pub struct TaskSpec {
     /// `*.example.com`, `host:PORT`); empty means no network at all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_domains: Vec<String>,
+    /// Environment variables the task's commands get on top of the sandbox's allowlist. A
+    /// `None` value is taken from the environment of the process running the task, so a secret
+    /// passed that way is never stored with the task.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, Option<String>>,
 }
 
 impl TaskSpec {

@@ -41,6 +41,14 @@ pub enum SpecError {
     Repo(#[from] GitError),
     #[error(transparent)]
     Network(#[from] nightshift_sandbox::NetworkPolicyError),
+    #[error(
+        "`{name}` is not a valid environment variable name\nhint: use letters, digits and _, not starting with a digit, e.g. --env RUST_LOG=debug"
+    )]
+    BadEnvName { name: String },
+    #[error(
+        "--env {name} passes {name} through from this environment, but it is not set here\nhint: export {name} first, or give a value with --env {name}=VALUE"
+    )]
+    EnvNotSet { name: String },
 }
 
 /// Checks a spec before anything is created for it.
@@ -62,6 +70,19 @@ pub fn validate(mut spec: TaskSpec) -> Result<ValidSpec, SpecError> {
     }
     if spec.budget.timeout_secs == Some(0) {
         return Err(SpecError::ZeroTimeout);
+    }
+    for (name, value) in &spec.env {
+        let mut chars = name.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(SpecError::BadEnvName { name: name.clone() });
+        }
+        if value.is_none() && std::env::var_os(name).is_none() {
+            return Err(SpecError::EnvNotSet { name: name.clone() });
+        }
     }
     let allowlist = nightshift_sandbox::NetworkPolicy {
         allow_domains: spec.allow_domains.clone(),

@@ -202,7 +202,8 @@ struct Prepared {
 
 /// Creates the worktree, the sandbox and the tools. Slow for big repositories (the checkout),
 /// so it runs on a blocking thread while the agent's first model request is in flight.
-fn prepare(
+/// Everything [`prepare`] needs, owned, so it can run on a blocking thread.
+struct PrepareJob {
     repo: Repo,
     path: PathBuf,
     branch: String,
@@ -210,7 +211,20 @@ fn prepare(
     config: WorkerConfig,
     checks: Vec<String>,
     allow_domains: Vec<String>,
-) -> Prepared {
+    env: Vec<(String, String)>,
+}
+
+fn prepare(job: PrepareJob) -> Prepared {
+    let PrepareJob {
+        repo,
+        path,
+        branch,
+        base,
+        config,
+        checks,
+        allow_domains,
+        env,
+    } = job;
     let worktree = match repo.add_worktree(&path, &branch, &base) {
         Ok(worktree) => worktree,
         Err(error) => {
@@ -228,6 +242,7 @@ fn prepare(
     };
     let workspace = Sandbox::new(worktree.path(), config.sandbox_mode)
         .map_err(|error| format!("refusing to run agent commands: {error}"))
+        .map(|sandbox| sandbox.with_env(env))
         .map(|sandbox| {
             if allow_domains.is_empty() {
                 sandbox
@@ -301,16 +316,26 @@ async fn drive(
         .data_dir
         .join("worktrees")
         .join(recorder.task_id.as_str());
-    let mut preparing = Some(tokio::task::spawn_blocking({
-        let (repo, path, branch) = (valid.repo.clone(), path.clone(), branch.clone());
-        let (base, config, checks) = (
-            valid.base_commit.clone(),
-            config.clone(),
-            valid.spec.checks.clone(),
-        );
-        let allow_domains = valid.spec.allow_domains.clone();
-        move || prepare(repo, path, branch, base, config, checks, allow_domains)
-    }));
+    let job = PrepareJob {
+        repo: valid.repo.clone(),
+        path: path.clone(),
+        branch: branch.clone(),
+        base: valid.base_commit.clone(),
+        config: config.clone(),
+        checks: valid.spec.checks.clone(),
+        allow_domains: valid.spec.allow_domains.clone(),
+        // Pass-through values are read here, at run time, and never stored with the task.
+        env: valid
+            .spec
+            .env
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = value.clone().or_else(|| std::env::var(name).ok())?;
+                Some((name.clone(), value))
+            })
+            .collect(),
+    };
+    let mut preparing = Some(tokio::task::spawn_blocking(move || prepare(job)));
     let (workspace_tx, workspace_rx) = oneshot::channel();
     let mut workspace_tx = Some(workspace_tx);
     let mut agent = nightshift_agent::spawn(AgentSetup {

@@ -1,6 +1,7 @@
 mod config;
 mod demo;
 mod doctor;
+mod env;
 mod harness;
 mod network;
 mod run_bad_input;

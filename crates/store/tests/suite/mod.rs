@@ -14,6 +14,7 @@ pub fn spec(goal: &str) -> TaskSpec {
         max_verify_rounds: 3,
         labels: vec!["demo".into()],
         allow_domains: Vec::new(),
+        env: Default::default(),
     }
 }
 
