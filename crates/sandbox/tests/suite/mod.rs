@@ -5,6 +5,7 @@ mod env;
 mod isolation;
 mod limits;
 mod matrix;
+mod netns;
 mod network;
 mod probe;
 mod resources;
