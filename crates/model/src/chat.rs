@@ -6,17 +6,25 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::sse::SseEvent;
+use crate::text_tools;
+use crate::transport::{Decoded, StreamDecoder, WireFormat};
+use crate::wire::{self, call_id_or_generated, error_message, normalize_arguments, snippet};
 use crate::{ModelError, ModelRequest, ModelResponse, ProviderConfig};
 
 /// The JSON body of `POST {base_url}/chat/completions`.
 pub(crate) fn request_body(config: &ProviderConfig, request: &ModelRequest) -> Value {
-    let messages: Vec<Value> = request.messages.iter().map(wire_message).collect();
+    let text_tools = config.text_tool_calls && !request.tools.is_empty();
+    let messages: Vec<Value> = if text_tools {
+        text_tool_messages(request)
+    } else {
+        request.messages.iter().map(wire_message).collect()
+    };
     let mut body = json!({
         "model": config.model,
         "messages": messages,
         "stream": config.stream,
     });
-    if !request.tools.is_empty() {
+    if !request.tools.is_empty() && !text_tools {
         let tools: Vec<Value> = request
             .tools
             .iter()
@@ -43,6 +51,49 @@ pub(crate) fn request_body(config: &ProviderConfig, request: &ModelRequest) -> V
         body["temperature"] = json!(temperature);
     }
     body
+}
+
+/// The conversation for a server without native tool calling: the tools described in the
+/// system prompt, past calls as `<tool_call>` text, and results as user turns (consecutive
+/// results merged, since such servers' chat templates often insist on alternating roles).
+fn text_tool_messages(request: &ModelRequest) -> Vec<Value> {
+    let prompt = text_tools::tools_prompt(&request.tools);
+    let mut messages: Vec<Value> = Vec::new();
+    let mut prompt_placed = false;
+    for message in &request.messages {
+        match message.role {
+            Role::System if !prompt_placed => {
+                prompt_placed = true;
+                messages.push(json!({"role": "system", "content": format!("{}\n\n{prompt}", message.content)}));
+            }
+            Role::System => messages.push(json!({"role": "system", "content": message.content})),
+            Role::User => messages.push(json!({"role": "user", "content": message.content})),
+            Role::Assistant => messages
+                .push(json!({"role": "assistant", "content": text_tools::assistant_text(message)})),
+            Role::Tool => {
+                let text = text_tools::tool_result_text(message);
+                match messages.last_mut() {
+                    Some(last) if last["role"] == "user" && last["tool_results"] == true => {
+                        let joined =
+                            format!("{}\n{text}", last["content"].as_str().unwrap_or_default());
+                        last["content"] = json!(joined);
+                    }
+                    _ => messages
+                        .push(json!({"role": "user", "content": text, "tool_results": true})),
+                }
+            }
+        }
+    }
+    for message in &mut messages {
+        // The marker only groups results above; it is not part of the wire format.
+        if let Some(object) = message.as_object_mut() {
+            object.remove("tool_results");
+        }
+    }
+    if !prompt_placed {
+        messages.insert(0, json!({"role": "system", "content": prompt}));
+    }
+    messages
 }
 
 fn wire_message(message: &Message) -> Value {
@@ -97,72 +148,41 @@ struct PromptDetails {
     cached_tokens: Option<u64>,
 }
 
-/// Fills in what the server did not report by estimating from the text (about four
-/// characters per token), so budgets never see a free request.
 fn usage_or_estimate(usage: Option<WireUsage>, request: &ModelRequest, message: &Message) -> Usage {
     let usage = usage.unwrap_or_default();
-    Usage {
-        input_tokens: usage
-            .prompt_tokens
-            .unwrap_or_else(|| estimate_request_tokens(request)),
-        output_tokens: usage
-            .completion_tokens
-            .unwrap_or_else(|| estimate_message_tokens(message)),
-        cached_tokens: usage
+    wire::usage_or_estimate(
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage
             .prompt_tokens_details
-            .and_then(|details| details.cached_tokens)
-            .unwrap_or(0),
+            .and_then(|details| details.cached_tokens),
+        request,
+        message,
+    )
+}
+
+/// The Chat Completions answer format, for [`crate::transport::Transport::send`].
+pub(crate) struct ChatFormat;
+
+impl WireFormat for ChatFormat {
+    type Stream = StreamState;
+
+    fn parse_body(body: &[u8], request: &ModelRequest) -> Result<Decoded, ModelError> {
+        parse_completion(body, request).map(Decoded::from)
     }
 }
 
-/// About four characters per token, rounded up.
-pub(crate) fn estimate_tokens(chars: usize) -> u64 {
-    chars.div_ceil(4) as u64
-}
-
-fn message_chars(message: &Message) -> usize {
-    message.content.chars().count()
-        + message
-            .tool_calls
-            .iter()
-            .map(|call| call.name.chars().count() + call.arguments.chars().count())
-            .sum::<usize>()
-}
-
-/// An estimate of a request's input tokens: its messages and its tool definitions.
-pub(crate) fn estimate_request_tokens(request: &ModelRequest) -> u64 {
-    let messages: usize = request.messages.iter().map(message_chars).sum();
-    let tools: usize = request
-        .tools
-        .iter()
-        .map(|tool| {
-            tool.name.chars().count()
-                + tool.description.chars().count()
-                + tool.parameters.to_string().chars().count()
-        })
-        .sum();
-    estimate_tokens(messages + tools)
-}
-
-fn estimate_message_tokens(message: &Message) -> u64 {
-    estimate_tokens(message_chars(message))
-}
-
-/// A model that calls a tool without arguments sometimes sends an empty string; the tools
-/// expect a JSON object.
-fn normalize_arguments(arguments: String) -> String {
-    if arguments.trim().is_empty() {
-        "{}".to_owned()
-    } else {
-        arguments
+impl StreamDecoder for StreamState {
+    fn on_event(&mut self, event: &SseEvent) -> Result<(), ModelError> {
+        StreamState::on_event(self, event)
     }
-}
 
-/// Servers that omit a tool call's id still need one for the tool message that answers it.
-fn call_id_or_generated(id: Option<String>, index: usize) -> String {
-    match id {
-        Some(id) if !id.is_empty() => id,
-        _ => format!("call_{index}"),
+    fn is_done(&self) -> bool {
+        StreamState::is_done(self)
+    }
+
+    fn finish(self, request: &ModelRequest) -> Result<Decoded, ModelError> {
+        StreamState::finish(self, request).map(Decoded::from)
     }
 }
 
@@ -425,28 +445,6 @@ impl StreamState {
             usage,
             finish_reason: self.finish_reason,
         })
-    }
-}
-
-/// The readable part of an OpenAI-style error object (`{"message": ...}`), else the JSON.
-pub(crate) fn error_message(error: &Value) -> String {
-    error
-        .get("message")
-        .and_then(Value::as_str)
-        .map_or_else(|| error.to_string(), str::to_owned)
-}
-
-/// At most a few hundred characters of `bytes`, for error messages.
-pub(crate) fn snippet(bytes: &[u8]) -> String {
-    const MAX_CHARS: usize = 300;
-    let lossy = String::from_utf8_lossy(bytes);
-    // One line, so error messages (and their `hint:` line) stay readable.
-    let text = lossy.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.chars().count() <= MAX_CHARS {
-        text
-    } else {
-        let cut: String = text.chars().take(MAX_CHARS).collect();
-        format!("{cut}…")
     }
 }
 

@@ -1,95 +1,42 @@
-//! [`ChatCompletionsClient`]: HTTP, timeouts and retries around the Chat Completions format.
+//! [`ChatCompletionsClient`]: the Chat Completions format over the shared transport.
 
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use serde_json::Value;
-use tokio::time::timeout;
-
-use crate::chat::{self, StreamState};
-use crate::retry::{backoff, parse_retry_after};
-use crate::sse::SseParser;
+use crate::chat::{self, ChatFormat};
+use crate::text_tools::parse_text_tool_calls;
+use crate::transport::{Auth, Transport};
 use crate::{
     BoxFuture, ModelClient, ModelError, ModelRequest, ModelResponse, ProviderConfig, RetryNote,
 };
 
-/// The largest answer accepted; far above any real completion, it only stops a runaway server.
-const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
-/// How much of an error body is read; the useful part of an error is at its start.
-const MAX_ERROR_BODY_BYTES: usize = 16 * 1024;
-
 /// A client for any OpenAI-compatible Chat Completions server.
+///
+/// Tool calls written as text (Hermes `<tool_call>` tags or fenced JSON) are recovered when
+/// the answer has no native tool call; see [`ProviderConfig::text_tool_calls`].
 pub struct ChatCompletionsClient {
-    config: ProviderConfig,
-    /// `{base_url}/chat/completions`.
-    url: String,
-    /// The base URL as configured, without a trailing `/`, for error messages.
-    base_url: String,
-    /// `Bearer <key>`, marked sensitive so HTTP-level debugging never prints it.
-    authorization: Option<HeaderValue>,
-    http: reqwest::Client,
+    transport: Transport,
+    /// Numbers tool calls recovered from text, so their ids stay unique across the task.
+    text_call_ids: AtomicU64,
 }
 
 impl ChatCompletionsClient {
     /// Checks `config` and builds the HTTP client. Fails on a base URL that is not http(s),
     /// an empty model name, a zero idle timeout, or an API key that cannot be a header.
     pub fn new(config: ProviderConfig) -> Result<Self, ModelError> {
-        let base_url = config.base_url.trim().trim_end_matches('/').to_owned();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(ModelError::Config(format!(
-                "base_url `{base_url}` must start with http:// or https:// (for example https://api.openai.com/v1)"
-            )));
-        }
-        let url = format!("{base_url}/chat/completions");
-        if let Err(e) = reqwest::Url::parse(&url) {
-            return Err(ModelError::Config(format!(
-                "base_url `{base_url}` is not a valid URL: {e}"
-            )));
-        }
-        if config.model.trim().is_empty() {
-            return Err(ModelError::Config(
-                "model is empty; set the model name in config".to_owned(),
-            ));
-        }
-        if config.idle_timeout.is_zero() {
-            return Err(ModelError::Config(
-                "idle_timeout must be greater than zero".to_owned(),
-            ));
-        }
-        let authorization = match api_key(&config) {
-            Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    ModelError::Config(
-                        "api_key contains characters that cannot be sent in an HTTP header (a stray newline or control character?); check NIGHTSHIFT_API_KEY / api_key in config".to_owned(),
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .user_agent(concat!("nightshift/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ModelError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(ChatCompletionsClient {
-            config,
-            url,
-            base_url,
-            authorization,
-            http,
+            transport: Transport::new(config, "/chat/completions", Auth::Bearer, &[])?,
+            text_call_ids: AtomicU64::new(0),
         })
     }
 
     /// The configuration this client was built with.
     pub fn config(&self) -> &ProviderConfig {
-        &self.config
+        self.transport.config()
     }
 
     /// The URL requests are posted to: `{base_url}/chat/completions`.
     pub fn endpoint(&self) -> &str {
-        &self.url
+        self.transport.endpoint()
     }
 
     async fn complete_with_retries(
@@ -97,256 +44,44 @@ impl ChatCompletionsClient {
         request: &ModelRequest,
         on_retry: &(dyn Fn(&RetryNote) + Send + Sync),
     ) -> Result<ModelResponse, ModelError> {
-        let body = chat::request_body(&self.config, request)
+        let body = chat::request_body(self.config(), request)
             .to_string()
             .into_bytes();
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let started = Instant::now();
-            tracing::debug!(
-                model = %self.config.model,
-                url = %self.url,
-                attempt,
-                messages = request.messages.len(),
-                tools = request.tools.len(),
-                stream = self.config.stream,
-                "sending model request"
-            );
-            let error = match self.attempt(request, &body).await {
-                Ok(response) => {
-                    tracing::debug!(
-                        model = %self.config.model,
-                        latency_ms = started.elapsed().as_millis() as u64,
-                        input_tokens = response.usage.input_tokens,
-                        output_tokens = response.usage.output_tokens,
-                        tool_calls = response.message.tool_calls.len(),
-                        finish_reason = response.finish_reason.as_deref().unwrap_or(""),
-                        "model answered"
-                    );
-                    return Ok(response);
-                }
-                Err(error) => error,
-            };
-            if !error.is_retryable() || attempt > self.config.max_retries {
-                tracing::warn!(model = %self.config.model, attempt, error = %error, "model request failed");
-                return Err(error);
-            }
-            let wait = backoff(self.config.retry_base_delay, attempt, error.retry_after());
-            let message = error.to_string();
-            // The hint line is for the final error; a retry note says what happened.
-            let summary = message
-                .split_once("\nhint:")
-                .map_or(message.as_str(), |(head, _)| head);
-            tracing::warn!(
-                model = %self.config.model,
-                attempt,
-                wait_ms = wait.as_millis() as u64,
-                error = %summary,
-                "model request failed; retrying"
-            );
-            on_retry(&RetryNote {
-                attempt,
-                error: summary.to_owned(),
-                wait,
-            });
-            tokio::time::sleep(wait).await;
-        }
+        let mut response = self
+            .transport
+            .send::<ChatFormat>(request, &body, on_retry)
+            .await?
+            .response;
+        self.recover_text_tool_calls(request, &mut response);
+        Ok(response)
     }
 
-    /// One HTTP exchange, without retries.
-    async fn attempt(
-        &self,
-        request: &ModelRequest,
-        body: &[u8],
-    ) -> Result<ModelResponse, ModelError> {
-        let accept = if self.config.stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        };
-        let mut builder = self
-            .http
-            .post(&self.url)
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, accept)
-            .body(body.to_vec());
-        if let Some(authorization) = &self.authorization {
-            builder = builder.header(AUTHORIZATION, authorization.clone());
+    /// Moves tool calls the model wrote as text into `tool_calls`, when it made no native
+    /// call and the text names an offered tool.
+    fn recover_text_tool_calls(&self, request: &ModelRequest, response: &mut ModelResponse) {
+        if !response.message.tool_calls.is_empty() || request.tools.is_empty() {
+            return;
         }
-        // Until the headers arrive counts as silence too: a server that accepts the
-        // connection and never answers must not hang the task.
-        let mut response = match timeout(self.config.idle_timeout, builder.send()).await {
-            Err(_) => return Err(self.idle_timeout()),
-            Ok(Err(e)) => return Err(self.send_error(&e)),
-            Ok(Ok(response)) => response,
-        };
-        if !response.status().is_success() {
-            return Err(self.status_error(response).await);
+        let (rest, mut calls) = parse_text_tool_calls(&response.message.content, &request.tools);
+        if calls.is_empty() {
+            return;
         }
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        // Trust what the server sent over what was asked: some servers ignore `stream`.
-        let is_sse = content_type.starts_with("text/event-stream")
-            || (content_type.is_empty() && self.config.stream);
-        if is_sse {
-            self.read_stream(&mut response, request).await
-        } else {
-            let body = self.read_whole_body(&mut response).await?;
-            chat::parse_completion(&body, request)
+        for call in &mut calls {
+            let n = self.text_call_ids.fetch_add(1, Ordering::Relaxed) + 1;
+            call.id = format!("call_text_{n}");
         }
-    }
-
-    async fn read_stream(
-        &self,
-        response: &mut reqwest::Response,
-        request: &ModelRequest,
-    ) -> Result<ModelResponse, ModelError> {
-        let mut parser = SseParser::new();
-        let mut state = StreamState::default();
-        let mut events = Vec::new();
-        let mut received = 0usize;
-        while !state.is_done() {
-            let chunk = match timeout(self.config.idle_timeout, response.chunk()).await {
-                Err(_) => return Err(self.idle_timeout()),
-                Ok(Err(e)) => return Err(self.body_error(&e)),
-                Ok(Ok(chunk)) => chunk,
-            };
-            let Some(chunk) = chunk else { break };
-            received += chunk.len();
-            if received > MAX_RESPONSE_BYTES {
-                return Err(ModelError::TooLarge {
-                    limit_bytes: MAX_RESPONSE_BYTES,
-                });
-            }
-            parser.feed(&chunk, &mut events);
-            for event in events.drain(..) {
-                state.on_event(&event)?;
-            }
-        }
-        parser.finish(&mut events);
-        for event in events.drain(..) {
-            state.on_event(&event)?;
-        }
-        state.finish(request)
-    }
-
-    /// The whole body of a non-streaming answer, which must arrive within the idle timeout.
-    async fn read_whole_body(
-        &self,
-        response: &mut reqwest::Response,
-    ) -> Result<Vec<u8>, ModelError> {
-        let read = async {
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| self.body_error(&e))? {
-                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                    return Err(ModelError::TooLarge {
-                        limit_bytes: MAX_RESPONSE_BYTES,
-                    });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(body)
-        };
-        timeout(self.config.idle_timeout, read)
-            .await
-            .map_err(|_| self.idle_timeout())?
-    }
-
-    /// Classifies a non-2xx answer.
-    async fn status_error(&self, mut response: reqwest::Response) -> ModelError {
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| parse_retry_after(value, SystemTime::now()));
-        let body = self.error_body(&mut response).await;
-        match status {
-            401 | 403 => ModelError::Unauthorized {
-                url: self.url.clone(),
-                status,
-                body,
-            },
-            404 => ModelError::NotFound {
-                url: self.url.clone(),
-                model: self.config.model.clone(),
-                body,
-            },
-            429 => ModelError::RateLimited { retry_after, body },
-            500..=599 => ModelError::Server {
-                status,
-                retry_after: if status == 503 { retry_after } else { None },
-                body,
-            },
-            _ => ModelError::Rejected { status, body },
-        }
-    }
-
-    /// The readable part of an error body: the `error.message` of an OpenAI-style JSON
-    /// error, else the start of the text, with the API key redacted if the server echoed it.
-    async fn error_body(&self, response: &mut reqwest::Response) -> String {
-        let mut raw = Vec::new();
-        let read = async {
-            while let Ok(Some(chunk)) = response.chunk().await {
-                raw.extend_from_slice(&chunk);
-                if raw.len() >= MAX_ERROR_BODY_BYTES {
-                    break;
-                }
-            }
-        };
-        // A partial error body is still worth showing; the status says what matters.
-        let _ = timeout(self.config.idle_timeout, read).await;
-        let text = match serde_json::from_slice::<Value>(&raw) {
-            Ok(json) if json.get("error").is_some_and(|error| !error.is_null()) => {
-                chat::snippet(chat::error_message(&json["error"]).as_bytes())
-            }
-            _ => chat::snippet(&raw),
-        };
-        let text = if text.is_empty() {
-            "(empty body)".to_owned()
-        } else {
-            text
-        };
-        match api_key(&self.config) {
-            Some(key) => text.replace(key, "<redacted>"),
-            None => text,
-        }
-    }
-
-    fn idle_timeout(&self) -> ModelError {
-        ModelError::IdleTimeout {
-            url: self.url.clone(),
-            after: self.config.idle_timeout,
-        }
-    }
-
-    fn send_error(&self, error: &reqwest::Error) -> ModelError {
-        if error.is_connect() {
-            ModelError::Connect {
-                url: self.base_url.clone(),
-                detail: error_chain(error),
-            }
-        } else {
-            self.body_error(error)
-        }
-    }
-
-    fn body_error(&self, error: &reqwest::Error) -> ModelError {
-        ModelError::Transport {
-            url: self.url.clone(),
-            detail: error_chain(error),
+        tracing::debug!(calls = calls.len(), "recovered tool calls written as text");
+        response.message.content = rest;
+        response.message.tool_calls = calls;
+        if response.finish_reason.as_deref() == Some("stop") {
+            response.finish_reason = Some("tool_calls".to_owned());
         }
     }
 }
 
 impl ModelClient for ChatCompletionsClient {
     fn model_name(&self) -> &str {
-        &self.config.model
+        &self.config().model
     }
 
     fn complete<'a>(
@@ -356,30 +91,4 @@ impl ModelClient for ChatCompletionsClient {
     ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
         Box::pin(self.complete_with_retries(request, on_retry))
     }
-}
-
-/// The configured key, if there is a usable one. Surrounding whitespace (a trailing newline
-/// from a key file) is not part of the key.
-fn api_key(config: &ProviderConfig) -> Option<&str> {
-    config
-        .api_key
-        .as_deref()
-        .map(str::trim)
-        .filter(|key| !key.is_empty())
-}
-
-/// An error and its causes on one line ("error sending request: ...: Connection refused"),
-/// because the top-level reqwest message alone rarely says what failed.
-fn error_chain(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -10,10 +10,12 @@ use std::time::Duration;
 #[derive(Clone, PartialEq)]
 pub struct ProviderConfig {
     /// The API root, e.g. `https://api.openai.com/v1`; requests go to
-    /// `{base_url}/chat/completions`. A trailing `/` is ignored.
+    /// `{base_url}/chat/completions` (or `/responses`, `/messages` for the other clients).
+    /// A trailing `/` is ignored.
     pub base_url: String,
     pub model: String,
-    /// Sent as `Authorization: Bearer <key>`; never logged, never in errors or `Debug`.
+    /// Sent as `Authorization: Bearer <key>` (`x-api-key` for Anthropic); never logged,
+    /// never in errors or `Debug`.
     pub api_key: Option<String>,
     /// Ask for a streamed (SSE) answer. Streaming lets the idle timeout catch a stalled
     /// server early instead of waiting for the whole answer.
@@ -26,13 +28,21 @@ pub struct ProviderConfig {
     /// Retries after the first attempt for errors worth retrying (429, 5xx, connection
     /// failures, idle timeouts, malformed or truncated streams).
     pub max_retries: u32,
-    /// Sent as `max_tokens` when set.
+    /// Sent as `max_tokens` (`max_output_tokens` for the Responses API) when set. Anthropic
+    /// requires a limit: [`ProviderConfig::DEFAULT_ANTHROPIC_MAX_TOKENS`] when unset.
     pub max_output_tokens: Option<u32>,
     /// Sent as `temperature` when set.
     pub temperature: Option<f32>,
     /// The first backoff between retries; each further retry doubles it (up to 30 s), with
     /// jitter. A `Retry-After` header from the server takes precedence.
     pub retry_base_delay: Duration,
+    /// Chat Completions only: the server has no native tool calling. Tools are described in
+    /// the system prompt instead of the `tools` parameter, past tool calls and results are
+    /// written back as Hermes-style `<tool_call>` / `<tool_response>` text, and calls are
+    /// parsed from the answer's text. When off (the default), tools are sent natively, and
+    /// calls written as text are still recovered from an answer that has no native call but
+    /// holds a `<tool_call>` or fenced JSON block naming an offered tool.
+    pub text_tool_calls: bool,
 }
 
 impl ProviderConfig {
@@ -44,12 +54,14 @@ impl ProviderConfig {
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
     pub const DEFAULT_MAX_RETRIES: u32 = 4;
     pub const DEFAULT_RETRY_BASE_DELAY: Duration = Duration::from_millis(500);
+    /// Anthropic's `max_tokens` when `max_output_tokens` is unset (the API requires one).
+    pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u32 = 4096;
 }
 
 impl Default for ProviderConfig {
     /// `http://127.0.0.1:8080/v1`, model `default`, no API key, streaming on, 10 s connect
     /// timeout, 120 s idle timeout, 4 retries starting at 500 ms, server-chosen
-    /// `max_tokens` and temperature.
+    /// `max_tokens` and temperature, native tool calling.
     fn default() -> Self {
         ProviderConfig {
             base_url: Self::DEFAULT_BASE_URL.to_owned(),
@@ -62,6 +74,7 @@ impl Default for ProviderConfig {
             max_output_tokens: None,
             temperature: None,
             retry_base_delay: Self::DEFAULT_RETRY_BASE_DELAY,
+            text_tool_calls: false,
         }
     }
 }
@@ -80,6 +93,7 @@ impl fmt::Debug for ProviderConfig {
             .field("max_output_tokens", &self.max_output_tokens)
             .field("temperature", &self.temperature)
             .field("retry_base_delay", &self.retry_base_delay)
+            .field("text_tool_calls", &self.text_tool_calls)
             .finish()
     }
 }

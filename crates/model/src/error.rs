@@ -73,7 +73,7 @@ pub enum ModelError {
     MalformedStream { detail: String },
 
     #[error(
-        "the model server's answer is not a chat completion: {detail}\nhint: check that base_url points to an OpenAI-compatible API (…/v1)"
+        "the model server's answer is not in the format of the configured API: {detail}\nhint: check that base_url points to an API of the configured kind (Chat Completions, Responses or Anthropic Messages, usually ending in /v1)"
     )]
     MalformedResponse { detail: String },
 

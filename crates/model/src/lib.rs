@@ -1,22 +1,36 @@
 //! The [`ModelClient`] trait and its providers: how Nightshift asks a language model for the
 //! next message of a conversation.
 //!
-//! The one provider today is [`ChatCompletionsClient`], for any server that speaks the OpenAI
-//! Chat Completions API (OpenAI itself, vLLM, llama.cpp's server, Ollama, LM Studio, ...). It
-//! streams by default, parses SSE incrementally, accumulates tool calls, reports token usage
-//! (estimated when the server sends none), bounds every wait with a timeout, and retries what
-//! is worth retrying with exponential backoff that honours `Retry-After`.
+//! Three providers, one per wire format:
+//! - [`ChatCompletionsClient`], for any server that speaks the OpenAI Chat Completions API
+//!   (OpenAI itself, vLLM, llama.cpp's server, Ollama, LM Studio, ...), including models
+//!   without native tool calling, whose calls are parsed from text
+//!   ([`parse_text_tool_calls`], [`ProviderConfig::text_tool_calls`]);
+//! - [`ResponsesClient`], for the OpenAI Responses API, stateless (`store: false`) with
+//!   reasoning items carried across turns;
+//! - [`AnthropicClient`], for the Anthropic Messages API, with prompt caching on the stable
+//!   prefix.
+//!
+//! All of them share one transport: they stream by default, parse SSE incrementally,
+//! accumulate tool calls, report token usage (estimated when the server sends none), bound
+//! every wait with a timeout, and retry what is worth retrying with jittered exponential
+//! backoff that honours `Retry-After`.
 //!
 //! This crate is the only one that knows provider wire formats. It does not decide what to
 //! ask (that is the agent's job), does not persist anything, and never logs or reports the
 //! API key.
 
+mod anthropic;
 mod chat;
 mod client;
 mod config;
 mod error;
+mod responses;
 mod retry;
 mod sse;
+mod text_tools;
+mod transport;
+mod wire;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,9 +39,12 @@ use std::time::Duration;
 
 use nightshift_protocol::{Message, ToolSpec, Usage};
 
+pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
 pub use client::ChatCompletionsClient;
 pub use config::ProviderConfig;
 pub use error::ModelError;
+pub use responses::{REASONING_MEMORY, ResponsesClient};
+pub use text_tools::parse_text_tool_calls;
 
 /// A boxed, sendable future; what [`ModelClient`] methods return so the trait stays
 /// object-safe.

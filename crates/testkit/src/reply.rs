@@ -1,12 +1,13 @@
 //! What the scripted server answers, and how each reply is rendered on the Chat Completions
-//! wire format (SSE chunks or one JSON body).
+//! wire format (SSE chunks or one JSON body); `formats` renders the other wire formats.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// One scripted answer to one `POST /v1/chat/completions`.
+/// One scripted answer to one request, rendered in the wire format of the path it came on
+/// (`/v1/chat/completions`, `/v1/responses` or `/v1/messages`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum ScriptedReply {
     /// Answered as SSE if the request has `stream: true`, else as a JSON body. Usage included.
@@ -90,8 +91,17 @@ fn owned_calls(calls: &[(&str, Value)]) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The wire format a request was made in, from its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    ChatCompletions,
+    Responses,
+    Anthropic,
+}
+
 /// What the request asked for, as far as rendering a reply cares.
 pub(crate) struct RequestInfo {
+    pub format: Format,
     pub stream: bool,
     pub include_usage: bool,
     pub model: String,
@@ -99,8 +109,9 @@ pub(crate) struct RequestInfo {
 }
 
 impl RequestInfo {
-    pub fn from_body(body: &Value, raw_len: usize) -> Self {
+    pub fn from_body(format: Format, body: &Value, raw_len: usize) -> Self {
         RequestInfo {
+            format,
             stream: body["stream"].as_bool().unwrap_or(false),
             include_usage: body["stream_options"]["include_usage"]
                 .as_bool()
@@ -110,6 +121,9 @@ impl RequestInfo {
         }
     }
 }
+
+/// One scripted tool call as sent: id, name, arguments text.
+pub(crate) type Call = (String, String, String);
 
 /// An HTTP answer ready to send: the body as pieces, each sent after its delay.
 pub(crate) struct Rendered {
@@ -121,7 +135,7 @@ pub(crate) struct Rendered {
 
 /// Pause between generated SSE events, so they leave as separate network writes like a
 /// real server's tokens do.
-const EVENT_GAP: Duration = Duration::from_millis(1);
+pub(crate) const EVENT_GAP: Duration = Duration::from_millis(1);
 
 /// Renders `reply` (never `Delayed`: the server unwraps that) for `request`.
 pub(crate) fn render(
@@ -174,7 +188,7 @@ fn completion(
     request: &RequestInfo,
     call_ids: &AtomicU64,
 ) -> Rendered {
-    let calls: Vec<(String, String, String)> = calls
+    let calls: Vec<Call> = calls
         .into_iter()
         .map(|(name, args)| {
             let id = format!("call_{}", call_ids.fetch_add(1, Ordering::SeqCst) + 1);
@@ -185,20 +199,21 @@ fn completion(
             (id, name, arguments)
         })
         .collect();
+    match request.format {
+        Format::ChatCompletions => {}
+        Format::Responses => return crate::formats::responses(&content, &calls, request),
+        Format::Anthropic => return crate::formats::anthropic(&content, &calls, request),
+    }
     let finish_reason = if calls.is_empty() {
         "stop"
     } else {
         "tool_calls"
     };
-    let output_chars: usize = content.len()
-        + calls
-            .iter()
-            .map(|(_, name, args)| name.len() + args.len())
-            .sum::<usize>();
+    let output_tokens = output_tokens(&content, &calls);
     let usage = json!({
         "prompt_tokens": request.prompt_tokens,
-        "completion_tokens": estimate_tokens(output_chars),
-        "total_tokens": request.prompt_tokens + estimate_tokens(output_chars),
+        "completion_tokens": output_tokens,
+        "total_tokens": request.prompt_tokens + output_tokens,
         "prompt_tokens_details": {"cached_tokens": 0},
     });
     if request.stream {
@@ -236,7 +251,7 @@ fn completion(
 
 fn stream_completion(
     content: &str,
-    calls: &[(String, String, String)],
+    calls: &[Call],
     finish_reason: &str,
     usage: Value,
     request: &RequestInfo,
@@ -288,8 +303,18 @@ fn stream_completion(
     }
 }
 
+/// The scripted answer's output tokens, estimated from its text and calls.
+pub(crate) fn output_tokens(content: &str, calls: &[Call]) -> u64 {
+    let chars: usize = content.len()
+        + calls
+            .iter()
+            .map(|(_, name, args)| name.len() + args.len())
+            .sum::<usize>();
+    estimate_tokens(chars)
+}
+
 /// Splits `s` into at most `n` pieces of about equal length, on character boundaries.
-fn pieces(s: &str, n: usize) -> Vec<&str> {
+pub(crate) fn pieces(s: &str, n: usize) -> Vec<&str> {
     let chars = s.chars().count();
     if chars == 0 {
         return Vec::new();

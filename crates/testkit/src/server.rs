@@ -19,10 +19,15 @@ use http_body::Frame;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::reply::{RequestInfo, ScriptedReply, render};
+use crate::reply::{Format, RequestInfo, ScriptedReply, render};
 
-/// The path every request must be posted to (`base_url()` + `/chat/completions`).
-const CHAT_PATH: &str = "/v1/chat/completions";
+/// The paths the server answers (`base_url()` + `/chat/completions`, `/responses`,
+/// `/messages`), each in its own wire format.
+const PATHS: [(&str, Format); 3] = [
+    ("/v1/chat/completions", Format::ChatCompletions),
+    ("/v1/responses", Format::Responses),
+    ("/v1/messages", Format::Anthropic),
+];
 /// Larger request bodies are refused; no test conversation comes near this.
 const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 
@@ -44,6 +49,7 @@ struct Shared {
 struct ScriptState {
     script: VecDeque<ScriptedReply>,
     requests: Vec<Value>,
+    paths: Vec<String>,
     timings: Vec<RequestTiming>,
     headers: Vec<Vec<(String, String)>>,
     served: usize,
@@ -75,6 +81,7 @@ impl ScriptedServer {
             state: Mutex::new(ScriptState {
                 script: script.into(),
                 requests: Vec::new(),
+                paths: Vec::new(),
                 timings: Vec::new(),
                 headers: Vec::new(),
                 served: 0,
@@ -127,10 +134,15 @@ impl ScriptedServer {
         self.addr
     }
 
-    /// Every request body received on the chat completions path, in order. A body that is
-    /// not JSON is recorded as a JSON string holding its text.
+    /// Every request body received on the model paths, in order. A body that is not JSON is
+    /// recorded as a JSON string holding its text.
     pub fn requests(&self) -> Vec<Value> {
         self.shared.lock().requests.clone()
+    }
+
+    /// The path of every request in [`requests`](Self::requests) (`/v1/responses`, ...).
+    pub fn request_paths(&self) -> Vec<String> {
+        self.shared.lock().paths.clone()
     }
 
     /// When each request in [`requests`](Self::requests) arrived and when its answer was sent
@@ -181,17 +193,22 @@ pub struct RequestTiming {
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let received = Instant::now();
     let (parts, body) = request.into_parts();
-    if parts.method != Method::POST || parts.uri.path() != CHAT_PATH {
+    let format = PATHS
+        .iter()
+        .find(|(path, _)| *path == parts.uri.path())
+        .map(|(_, format)| *format);
+    let Some(format) = format.filter(|_| parts.method == Method::POST) else {
         return (
             StatusCode::NOT_FOUND,
             format!(
-                "scripted server: no route for {} {}; it answers POST {CHAT_PATH}",
+                "scripted server: no route for {} {}; it answers POST {}",
                 parts.method,
-                parts.uri.path()
+                parts.uri.path(),
+                PATHS.map(|(path, _)| path).join(", POST ")
             ),
         )
             .into_response();
-    }
+    };
     let raw = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(raw) => raw,
         Err(e) => {
@@ -204,7 +221,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     };
     let json = serde_json::from_slice::<Value>(&raw)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
-    let info = RequestInfo::from_body(&json, raw.len());
+    let info = RequestInfo::from_body(format, &json, raw.len());
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -218,6 +235,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let (next, served, index) = {
         let mut state = shared.lock();
         state.requests.push(json);
+        state.paths.push(parts.uri.path().to_owned());
         state.timings.push(RequestTiming {
             received,
             answered: received,

@@ -1,8 +1,11 @@
 //! Shared helpers for the model tests.
 
+mod anthropic;
 mod chat;
 mod errors;
+mod responses;
 mod retries;
+mod text_tools;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,8 +14,9 @@ use nightshift_model::{
     ChatCompletionsClient, ModelClient, ModelError, ModelRequest, ModelResponse, ProviderConfig,
     RetryNote,
 };
-use nightshift_protocol::Message;
+use nightshift_protocol::{Message, ToolSpec};
 use nightshift_testkit::ScriptedServer;
+use serde_json::json;
 
 /// A config pointing at `server`, with retries fast enough for tests.
 pub fn config_for(server: &ScriptedServer) -> ProviderConfig {
@@ -38,8 +42,33 @@ pub async fn complete(
     request: &ModelRequest,
 ) -> (Result<ModelResponse, ModelError>, Vec<RetryNote>) {
     let client = ChatCompletionsClient::new(config).expect("valid config");
+    complete_with(&client, request).await
+}
+
+/// Runs one completion with `client`, collecting the retry notes it reported.
+pub async fn complete_with(
+    client: &dyn ModelClient,
+    request: &ModelRequest,
+) -> (Result<ModelResponse, ModelError>, Vec<RetryNote>) {
     let notes = Mutex::new(Vec::new());
     let record = |note: &RetryNote| notes.lock().unwrap().push(note.clone());
     let result = client.complete(request, &record).await;
     (result, notes.into_inner().unwrap())
+}
+
+/// A tool offered to the model, with a one-property schema.
+pub fn tool_spec(name: &str) -> ToolSpec {
+    ToolSpec {
+        name: name.into(),
+        description: format!("The {name} tool."),
+        parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+    }
+}
+
+/// The value of header `name` in one recorded request's headers.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
 }

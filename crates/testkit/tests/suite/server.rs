@@ -240,3 +240,79 @@ async fn works_from_inside_an_async_test() {
     );
     drop(server);
 }
+
+#[test]
+fn the_responses_path_streams_typed_events_ending_in_response_completed() {
+    let server = ScriptedServer::start(vec![text_and_tools(
+        "Reading it.",
+        &[("read", json!({"path": "src/lib.rs"}))],
+    )]);
+    let body = json!({"model": "m", "stream": true, "input": []}).to_string();
+    let answer = post(&server.base_url(), "/v1/responses", &body);
+    assert_eq!(answer.status, 200);
+    assert!(answer.body.contains("event: response.output_text.delta\n"));
+    let events: Vec<Value> = answer
+        .sse_data()
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let text: String = events
+        .iter()
+        .filter(|event| event["type"] == "response.output_text.delta")
+        .filter_map(|event| event["delta"].as_str())
+        .collect();
+    assert_eq!(text, "Reading it.");
+    let arguments: Vec<&str> = events
+        .iter()
+        .filter(|event| event["type"] == "response.function_call_arguments.delta")
+        .filter_map(|event| event["delta"].as_str())
+        .collect();
+    assert!(arguments.len() > 1, "{arguments:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "response.completed");
+    assert_eq!(last["response"]["output"][1]["call_id"], "call_1");
+    assert!(last["response"]["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(server.request_paths(), ["/v1/responses"]);
+}
+
+#[test]
+fn the_messages_path_answers_in_the_anthropic_format() {
+    let server =
+        ScriptedServer::start(vec![tool("shell", json!({"command": "ls"})), text("Done.")]);
+    let streaming = json!({"model": "m", "stream": true, "max_tokens": 10, "messages": []});
+    let answer = post(&server.base_url(), "/v1/messages", &streaming.to_string());
+    let events: Vec<Value> = answer
+        .sse_data()
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"message_start"));
+    assert_eq!(kinds.last(), Some(&"message_stop"));
+    let start = events
+        .iter()
+        .find(|e| e["type"] == "content_block_start")
+        .unwrap();
+    assert_eq!(start["content_block"]["id"], "call_1");
+    let json_text: String = events
+        .iter()
+        .filter_map(|e| e["delta"]["partial_json"].as_str())
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&json_text).unwrap(),
+        json!({"command": "ls"})
+    );
+    let delta = events
+        .iter()
+        .find(|e| e["type"] == "message_delta")
+        .unwrap();
+    assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+
+    let whole = post(&server.base_url(), "/v1/messages", &plain_request()).json();
+    assert_eq!(
+        whole["content"][0],
+        json!({"type": "text", "text": "Done."})
+    );
+    assert_eq!(whole["stop_reason"], "end_turn");
+    assert_eq!(server.request_paths(), ["/v1/messages", "/v1/messages"]);
+}
