@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use nightshift_protocol::{
-    Budget, CheckOutcome, CommandReport, EventKind, TaskStatus, ToolSpec, Usage,
+    Budget, CheckOutcome, CommandReport, EventKind, Prices, TaskStatus, ToolSpec, Usage,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -74,6 +74,8 @@ pub struct AgentSetup {
     pub model: Arc<dyn ModelClient>,
     /// The tools offered to the model (see [`nightshift_tools::tool_specs`]).
     pub tool_specs: Vec<ToolSpec>,
+    /// The provider's prices, for cost accounting and the cost budget.
+    pub prices: Option<Prices>,
     pub workspace: WorkspaceReceiver,
 }
 
@@ -101,6 +103,8 @@ pub struct AgentOutcome {
     pub steps: u32,
     pub verify_rounds: u32,
     pub usage: Usage,
+    /// What the model requests cost, when prices are known.
+    pub cost_usd: Option<f64>,
     /// The last verification round's results.
     pub checks: Vec<CheckOutcome>,
 }

@@ -43,6 +43,7 @@ struct Loop {
     steps: u32,
     verify_rounds: u32,
     usage: Usage,
+    cost_usd: f64,
     last_checks: Vec<CheckOutcome>,
     cancelled: bool,
 }
@@ -80,6 +81,7 @@ pub(crate) async fn run(
         steps: 0,
         verify_rounds: 0,
         usage: Usage::default(),
+        cost_usd: 0.0,
         last_checks: Vec::new(),
         cancelled: false,
     };
@@ -99,6 +101,7 @@ pub(crate) async fn run(
         steps: agent.steps,
         verify_rounds: agent.verify_rounds,
         usage: agent.usage,
+        cost_usd: agent.setup.prices.map(|_| agent.cost_usd),
         checks: agent.last_checks,
     };
     // The receiver may be gone if the caller gave up; nothing else to do then.
@@ -153,6 +156,14 @@ impl Loop {
             return Err(Stop::Budget(format!(
                 "token budget used up: {} of {max} tokens (raise --max-tokens)",
                 self.usage.total()
+            )));
+        }
+        if let Some(max) = budget.max_cost_usd
+            && self.cost_usd >= max
+        {
+            return Err(Stop::Budget(format!(
+                "cost budget used up: ${:.4} of ${max:.4} (raise --max-cost)",
+                self.cost_usd
             )));
         }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
@@ -276,11 +287,14 @@ impl Loop {
         let response = self.guarded(model.complete(&request, &on_retry)).await?;
         let response = response.map_err(|e| Stop::Error(format!("model request failed: {e}")))?;
         self.usage.add(response.usage);
+        let cost_usd = self.setup.prices.map(|prices| prices.cost(&response.usage));
+        self.cost_usd += cost_usd.unwrap_or_default();
         self.emit(EventKind::ModelResponse {
             step,
             content: response.message.content.clone(),
             tool_calls: response.message.tool_calls.clone(),
             usage: response.usage,
+            cost_usd,
             latency_ms: started.elapsed().as_millis() as u64,
             finish_reason: response.finish_reason.clone(),
         })

@@ -79,6 +79,9 @@ pub struct RunArgs {
     /// Wall-clock limit for the whole task, e.g. 30m or 1h30m.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
+    /// Maximum money the model requests may cost, in US dollars, at the profile's prices.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
     /// How many times the checks run before the task is given up as failed.
     #[arg(long, default_value_t = nightshift_protocol::TaskSpec::DEFAULT_MAX_VERIFY_ROUNDS)]
     pub max_verify_rounds: u32,

@@ -163,6 +163,7 @@ pub struct ModelSettings {
     pub context_window: u64,
     pub max_output_tokens: Option<u32>,
     pub stream: bool,
+    pub prices: Option<nightshift_protocol::Prices>,
 }
 
 pub const DEFAULT_CONTEXT_WINDOW: u64 = 32_768;
@@ -247,6 +248,7 @@ pub fn model_settings(
         context_window,
         max_output_tokens: file.model.max_output_tokens,
         stream: file.model.stream.unwrap_or(true),
+        prices: None,
     })
 }
 

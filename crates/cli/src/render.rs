@@ -145,6 +145,16 @@ pub fn event_line(event: &Event) -> String {
                 report.sandbox
             )
         }
+        EventKind::ContextCompacted {
+            messages_compacted,
+            tokens_before,
+            tokens_after,
+            trigger,
+            ..
+        } => format!(
+            "context compacted ({trigger}): {messages_compacted} messages summarised, \
+             ~{tokens_before} → ~{tokens_after} tokens"
+        ),
         EventKind::NetworkRequest {
             host,
             port,

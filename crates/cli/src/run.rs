@@ -39,6 +39,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             timeout_secs: args
                 .timeout
                 .map(|t| t.as_secs().max(u64::from(!t.is_zero()))),
+            max_cost_usd: args.max_cost,
         },
         max_verify_rounds: args.max_verify_rounds,
         labels: Vec::new(),
@@ -86,6 +87,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sandbox_mode,
         author,
         context_window: settings.context_window,
+        prices: settings.prices,
         network_bridge: network_bridge()?,
         shell_timeout: file.sandbox.shell_timeout.unwrap_or(DEFAULT_SHELL_TIMEOUT),
         check_timeout: file.sandbox.check_timeout.unwrap_or(DEFAULT_CHECK_TIMEOUT),

@@ -43,6 +43,8 @@ pub struct ProviderConfig {
     /// calls written as text are still recovered from an answer that has no native call but
     /// holds a `<tool_call>` or fenced JSON block naming an offered tool.
     pub text_tool_calls: bool,
+    /// Headers sent with every request (from the provider profile), e.g. an organisation id.
+    pub extra_headers: Vec<(String, String)>,
 }
 
 impl ProviderConfig {
@@ -75,6 +77,7 @@ impl Default for ProviderConfig {
             temperature: None,
             retry_base_delay: Self::DEFAULT_RETRY_BASE_DELAY,
             text_tool_calls: false,
+            extra_headers: Vec::new(),
         }
     }
 }
@@ -94,6 +97,15 @@ impl fmt::Debug for ProviderConfig {
             .field("temperature", &self.temperature)
             .field("retry_base_delay", &self.retry_base_delay)
             .field("text_tool_calls", &self.text_tool_calls)
+            // Header values may carry credentials too: only their names are shown.
+            .field(
+                "extra_headers",
+                &self
+                    .extra_headers
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

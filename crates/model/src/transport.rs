@@ -113,6 +113,18 @@ impl Transport {
             ));
         }
         let mut headers = HeaderMap::new();
+        // Extra headers from the provider profile (an organisation id, a gateway's routing
+        // header); the fixed and authentication headers below take precedence over them.
+        for (name, value) in &config.extra_headers {
+            let bad = || {
+                ModelError::Config(format!(
+                    "extra header `{name}` cannot be sent in HTTP; check the profile's headers"
+                ))
+            };
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+            let value = HeaderValue::from_str(value).map_err(|_| bad())?;
+            headers.insert(name, value);
+        }
         for (name, value) in fixed_headers {
             headers.insert(
                 HeaderName::from_static(name),

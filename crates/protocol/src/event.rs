@@ -58,6 +58,9 @@ pub enum EventKind {
         content: String,
         tool_calls: Vec<ToolCall>,
         usage: Usage,
+        /// What this request cost, when the provider profile has prices.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
         latency_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         finish_reason: Option<String>,
@@ -93,6 +96,17 @@ pub enum EventKind {
         round: u32,
         passed: bool,
         checks: Vec<CheckOutcome>,
+    },
+    /// Older turns were replaced by a summary the model wrote, to stay inside the context window.
+    ContextCompacted {
+        /// Messages replaced by the summary.
+        messages_compacted: usize,
+        tokens_before: u64,
+        tokens_after: u64,
+        /// SHA-256 of the summary prompt template.
+        template_hash: String,
+        /// Why: `near_window` or `context_length_error`.
+        trigger: String,
     },
     /// Old content was dropped from the conversation to stay inside the context window.
     ContextTrimmed {
@@ -180,6 +194,9 @@ pub struct TaskResult {
     pub steps: u32,
     pub verify_rounds: u32,
     pub usage: Usage,
+    /// What the model requests cost, when the provider profile has prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     pub duration_ms: u64,
     /// The isolation commands ran under (`bwrap` or `none`), when any ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,5 +10,5 @@ mod message;
 mod task;
 
 pub use event::{CheckOutcome, CommandReport, DiffStat, Event, EventKind, TaskResult};
-pub use message::{Message, Role, ToolCall, ToolSpec, Usage};
+pub use message::{Message, Prices, Role, ToolCall, ToolSpec, Usage};
 pub use task::{Budget, StatusParseError, TaskId, TaskSpec, TaskStatus};

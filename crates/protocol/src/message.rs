@@ -98,3 +98,47 @@ impl Usage {
         self.cached_tokens += other.cached_tokens;
     }
 }
+
+/// A provider's prices in US dollars per million tokens. Cached input tokens are part of the
+/// input tokens and are charged at `cached_input` instead of `input`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    pub input: f64,
+    pub output: f64,
+    #[serde(default)]
+    pub cached_input: f64,
+}
+
+impl Prices {
+    /// What `usage` costs at these prices, in US dollars.
+    pub fn cost(&self, usage: &Usage) -> f64 {
+        let cached = usage.cached_tokens.min(usage.input_tokens);
+        let fresh = usage.input_tokens - cached;
+        (fresh as f64 * self.input
+            + cached as f64 * self.cached_input
+            + usage.output_tokens as f64 * self.output)
+            / 1_000_000.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_charges_cached_input_at_its_own_price() {
+        let prices = Prices {
+            input: 2.0,
+            output: 8.0,
+            cached_input: 0.5,
+        };
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 500_000,
+            cached_tokens: 400_000,
+        };
+        // 600k fresh × $2 + 400k cached × $0.5 + 500k out × $8 = 1.2 + 0.2 + 4.0
+        assert!((prices.cost(&usage) - 5.4).abs() < 1e-9);
+    }
+}

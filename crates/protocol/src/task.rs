@@ -40,7 +40,7 @@ impl fmt::Display for TaskId {
 }
 
 /// Limits a task must stay within; checked on every turn.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
     /// Model turns (requests) the agent may take, verification rounds included.
@@ -52,6 +52,10 @@ pub struct Budget {
     /// Wall-clock limit for the whole task, in seconds.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Money the model requests may cost, in US dollars, at the provider profile's prices;
+    /// checked before each request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
 }
 
 impl Budget {
@@ -68,12 +72,13 @@ impl Default for Budget {
             max_steps: Self::DEFAULT_MAX_STEPS,
             max_tokens: None,
             timeout_secs: None,
+            max_cost_usd: None,
         }
     }
 }
 
 /// What a person asks for: a repository, a goal, and the checks that say when it is done.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
     /// Path of the git repository (absolute once validated).

@@ -27,6 +27,8 @@ pub struct WorkerConfig {
     pub author: Option<Author>,
     /// The model's context window in tokens.
     pub context_window: u64,
+    /// The provider's prices, for cost accounting and `--max-cost`.
+    pub prices: Option<nightshift_protocol::Prices>,
     /// The program run inside the sandbox to reach the network proxy (normally the
     /// `nightshift` binary itself); used only when a task allows some hosts.
     pub network_bridge: PathBuf,
@@ -77,6 +79,7 @@ pub fn unrecorded_failure(task_id: &TaskId) -> TaskResult {
         steps: 0,
         verify_rounds: 0,
         usage: Usage::default(),
+        cost_usd: None,
         duration_ms: 0,
         sandbox: None,
     }
@@ -148,6 +151,7 @@ pub async fn run_task(
         steps: outcome.steps,
         verify_rounds: outcome.verify_rounds,
         usage: outcome.usage,
+        cost_usd: outcome.cost_usd,
         duration_ms: 0,
         sandbox: sandbox_mode.map(|mode| mode.as_str().to_owned()),
     };
@@ -295,6 +299,7 @@ async fn drive(
         steps: 0,
         verify_rounds: 0,
         usage: Usage::default(),
+        cost_usd: None,
         checks: Vec::new(),
     };
     // The prompt is built from the base commit's objects, which needs no checkout.
@@ -348,6 +353,7 @@ async fn drive(
         files,
         model,
         tool_specs: nightshift_agent::tool_specs(config.shell_timeout),
+        prices: config.prices,
         workspace: workspace_rx,
     });
     let mut worktree = None;

@@ -36,6 +36,7 @@ pub fn result(task_id: TaskId, status: TaskStatus) -> TaskResult {
             output_tokens: 20,
             cached_tokens: 0,
         },
+        cost_usd: Some(0.5),
         duration_ms: 1234,
         sandbox: None,
     }
@@ -62,6 +63,7 @@ fn appended_events_get_gap_free_seqs_timestamps_and_read_back_equal() {
                 arguments: "{\"cmd\":\"ls\"}".into(),
             }],
             usage: Usage::default(),
+            cost_usd: Some(0.0125),
             latency_ms: 5,
             finish_reason: None,
         },
