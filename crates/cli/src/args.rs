@@ -27,6 +27,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Report what this machine supports for isolation and what Nightshift will use.
     Doctor,
+    /// List the configured model providers, or check what works against one.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Run one command under the task sandbox policy, for debugging.
     Sandbox(SandboxArgs),
     /// Inside the sandbox: relay 127.0.0.1 connections to Nightshift's network proxy.
@@ -34,6 +37,17 @@ pub enum Command {
     SandboxBridge {
         listen: std::net::SocketAddr,
         socket: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List the default provider and the profiles in the config file.
+    Ls,
+    /// Send small requests to a provider: reachable, streaming, tool calling.
+    Check {
+        /// A profile name from the config file (default: the default provider).
+        profile: Option<String>,
     },
 }
 
@@ -112,7 +126,7 @@ pub struct ModelArgs {
     /// OpenAI-compatible base URL, e.g. https://api.openai.com/v1 [env: NIGHTSHIFT_BASE_URL]
     #[arg(long)]
     pub base_url: Option<String>,
-    /// Model name [env: NIGHTSHIFT_MODEL]
+    /// A provider profile from the config file, or else a model name [env: NIGHTSHIFT_MODEL]
     #[arg(long)]
     pub model: Option<String>,
     /// API key; prefer NIGHTSHIFT_API_KEY, as flags are visible to other local users.

@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::args::{ModelArgs, SandboxArg};
+use crate::args::SandboxArg;
+pub use crate::provider::ProviderProfile;
 
 /// The data directory and the config file's path.
 #[derive(Debug, Clone)]
@@ -54,7 +55,7 @@ impl Dirs {
     }
 }
 
-fn non_empty_env(name: &str) -> Option<String> {
+pub fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
@@ -63,25 +64,16 @@ fn non_empty_env(name: &str) -> Option<String> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// The provider used when no profile is named.
     #[serde(default)]
-    pub model: FileModel,
+    pub model: ProviderProfile,
+    /// Named providers, picked per task with `--model NAME`.
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, ProviderProfile>,
     #[serde(default)]
     pub commit: FileCommit,
     #[serde(default)]
     pub sandbox: FileSandbox,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileModel {
-    pub base_url: Option<String>,
-    pub model: Option<String>,
-    pub api_key: Option<String>,
-    /// Name of an environment variable holding the key, e.g. OPENAI_API_KEY.
-    pub api_key_env: Option<String>,
-    pub context_window: Option<u64>,
-    pub max_output_tokens: Option<u32>,
-    pub stream: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,104 +144,6 @@ impl FileConfig {
         })?;
         config.validate(path)
     }
-}
-
-/// The model provider settings after applying precedence.
-#[derive(Debug, Clone)]
-pub struct ModelSettings {
-    pub base_url: String,
-    pub model: String,
-    pub api_key: Option<String>,
-    pub context_window: u64,
-    pub max_output_tokens: Option<u32>,
-    pub stream: bool,
-    pub prices: Option<nightshift_protocol::Prices>,
-}
-
-pub const DEFAULT_CONTEXT_WINDOW: u64 = 32_768;
-/// Below this the system prompt, the goal and one tool round cannot fit.
-pub const MIN_CONTEXT_WINDOW: u64 = 2_048;
-
-/// Resolves the model settings: flags over environment over config file.
-pub fn model_settings(
-    file: &FileConfig,
-    flags: &ModelArgs,
-    config_path: &Path,
-) -> anyhow::Result<ModelSettings> {
-    let base_url = flags
-        .base_url
-        .clone()
-        .or_else(|| non_empty_env("NIGHTSHIFT_BASE_URL"))
-        .or_else(|| file.model.base_url.clone());
-    let Some(base_url) = base_url else {
-        bail!(
-            "no model provider is configured\n\
-             hint: set NIGHTSHIFT_BASE_URL (an OpenAI-compatible endpoint such as \
-             https://api.openai.com/v1 or a local llama.cpp/Ollama server), NIGHTSHIFT_MODEL, and \
-             NIGHTSHIFT_API_KEY if it needs one; or put base_url/model under [model] in {}",
-            config_path.display()
-        );
-    };
-    let model = flags
-        .model
-        .clone()
-        .or_else(|| non_empty_env("NIGHTSHIFT_MODEL"))
-        .or_else(|| file.model.model.clone());
-    let Some(model) = model else {
-        bail!(
-            "no model name is configured for {base_url}\n\
-             hint: set NIGHTSHIFT_MODEL or pass --model, or set model under [model] in {}",
-            config_path.display()
-        );
-    };
-    // The config file's key is only the fallback, so api_key_env is only looked at when neither
-    // the flag nor NIGHTSHIFT_API_KEY gives a key.
-    let api_key = match flags
-        .api_key
-        .clone()
-        .or_else(|| non_empty_env("NIGHTSHIFT_API_KEY"))
-    {
-        Some(key) => Some(key),
-        None => match &file.model.api_key_env {
-            Some(var) => Some(non_empty_env(var).with_context(|| {
-                format!(
-                    "{} names {var} as the API key variable (api_key_env), but {var} is not set\n\
-                     hint: export {var}, or remove api_key_env from the config",
-                    config_path.display()
-                )
-            })?),
-            None => file.model.api_key.clone(),
-        },
-    };
-    let context_window = flags
-        .context_window
-        .or(file.model.context_window)
-        .unwrap_or(DEFAULT_CONTEXT_WINDOW);
-    if context_window < MIN_CONTEXT_WINDOW {
-        bail!(
-            "a context window of {context_window} tokens is too small to hold the instructions\n\
-             hint: use the model's real context window (at least {MIN_CONTEXT_WINDOW}), e.g. \
-             --context-window 32768"
-        );
-    }
-    if let Some(max_output) = file.model.max_output_tokens
-        && u64::from(max_output) >= context_window
-    {
-        bail!(
-            "{}: max_output_tokens ({max_output}) must be smaller than the context window \
-             ({context_window})\nhint: lower max_output_tokens or raise context_window",
-            config_path.display()
-        );
-    }
-    Ok(ModelSettings {
-        base_url,
-        model,
-        api_key,
-        context_window,
-        max_output_tokens: file.model.max_output_tokens,
-        stream: file.model.stream.unwrap_or(true),
-        prices: None,
-    })
 }
 
 /// The sandbox mode: flag over config file; bubblewrap by default.

@@ -32,13 +32,15 @@ pub fn doctor() -> anyhow::Result<ExitCode> {
         dirs.config_file.display()
     );
     let _ = writeln!(out, "\nModel");
-    let model = FileConfig::load(&dirs.config_file)
-        .and_then(|file| config::model_settings(&file, &ModelArgs::default(), &dirs.config_file));
+    let model = FileConfig::load(&dirs.config_file).and_then(|file| {
+        crate::provider::model_settings(&file, &ModelArgs::default(), &dirs.config_file)
+    });
     match model {
         Ok(settings) => {
             let _ = writeln!(
                 out,
-                "  ✓ provider             {} (model {}, context window {} tokens{})",
+                "  ✓ provider             {} {} (model {}, context window {} tokens{})",
+                settings.kind.as_str(),
                 settings.base_url,
                 settings.model,
                 settings.context_window,

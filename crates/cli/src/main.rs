@@ -9,6 +9,8 @@
 mod args;
 mod config;
 mod doctor;
+mod models;
+mod provider;
 mod render;
 mod run;
 mod show;
@@ -43,6 +45,7 @@ async fn dispatch(cli: args::Cli) -> anyhow::Result<ExitCode> {
         args::Command::Show(show) => show::show(show),
         args::Command::Logs(logs) => show::logs(logs),
         args::Command::Doctor => doctor::doctor(),
+        args::Command::Models(command) => models::models(command).await,
         args::Command::Sandbox(sandbox) => doctor::sandbox(sandbox).await,
         args::Command::SandboxBridge { listen, socket } => {
             nightshift_sandbox::run_bridge(listen, &socket)

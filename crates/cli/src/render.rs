@@ -275,13 +275,18 @@ pub fn summary(result: &TaskResult) -> String {
         }
     }
     let usage = &result.usage;
+    let cost = result
+        .cost_usd
+        .map(|cost| format!(" · cost ${cost:.4}"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "\nSteps {} · verification rounds {} · tokens {} ({} in, {} out) · time {}",
+        "\nSteps {} · verification rounds {} · tokens {} ({} in, {} cached, {} out){cost} · time {}",
         result.steps,
         result.verify_rounds,
         usage.total(),
         usage.input_tokens,
+        usage.cached_tokens,
         usage.output_tokens,
         seconds(result.duration_ms)
     );

@@ -2,18 +2,16 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use nightshift_model::{ChatCompletionsClient, ModelClient, ProviderConfig};
 use nightshift_protocol::{Budget, Event, TaskSpec};
 use nightshift_store::Store;
 use nightshift_worker::WorkerConfig;
 
 use crate::args::RunArgs;
 use crate::config::{self, Dirs, FileConfig};
-use crate::render;
+use crate::{provider, render};
 
 const DEFAULT_SHELL_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -54,7 +52,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .collect(),
     };
     let valid = nightshift_worker::validate(spec)?;
-    let settings = config::model_settings(&file, &args.model, &dirs.config_file)?;
+    let settings = provider::model_settings(&file, &args.model, &dirs.config_file)?;
     let sandbox_mode = config::sandbox_mode(&file, args.sandbox, &dirs.config_file)?;
     let author = match (
         &args.author,
@@ -68,14 +66,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }),
         _ => None,
     };
-    let model: Arc<dyn ModelClient> = Arc::new(ChatCompletionsClient::new(ProviderConfig {
-        base_url: settings.base_url.clone(),
-        model: settings.model.clone(),
-        api_key: settings.api_key.clone(),
-        stream: settings.stream,
-        max_output_tokens: settings.max_output_tokens,
-        ..ProviderConfig::default()
-    })?);
+    let model = provider::client(&settings)?;
     let store = Store::open(&dirs.database()).with_context(|| {
         format!(
             "could not open the task database in {}",

@@ -4,6 +4,7 @@ mod doctor;
 mod env;
 mod harness;
 mod network;
+mod providers;
 mod run_bad_input;
 mod run_e2e;
 mod run_limits;

@@ -1,0 +1,242 @@
+//! Model providers: the profiles in the config file, how a task picks one, and the client
+//! built from it.
+//!
+//! Precedence, lowest first: the chosen profile (`[profiles.NAME]` picked with `--model NAME`,
+//! else the one `[model] profile = "NAME"` names, else `[model]` itself), the environment
+//! (`NIGHTSHIFT_BASE_URL`, `NIGHTSHIFT_MODEL`, `NIGHTSHIFT_API_KEY`), then flags.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use nightshift_model::{
+    AnthropicClient, ChatCompletionsClient, ModelClient, ProviderConfig, ResponsesClient,
+};
+use nightshift_protocol::Prices;
+use serde::Deserialize;
+
+use crate::args::ModelArgs;
+use crate::config::{FileConfig, non_empty_env};
+
+/// One provider as written in the config file (`[model]` or `[profiles.NAME]`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderProfile {
+    /// The wire format: `chat` (OpenAI-compatible Chat Completions, the default),
+    /// `responses` (OpenAI Responses) or `anthropic` (Anthropic Messages).
+    pub kind: Option<String>,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<String>,
+    /// Name of an environment variable holding the key, e.g. OPENAI_API_KEY.
+    pub api_key_env: Option<String>,
+    pub context_window: Option<u64>,
+    pub max_output_tokens: Option<u32>,
+    pub stream: Option<bool>,
+    /// US dollars per million tokens: `{ input = 2.0, output = 8.0, cached_input = 0.5 }`.
+    pub prices: Option<Prices>,
+    /// Headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The server has no native tool calling: describe tools in the prompt, parse calls from
+    /// the text (Chat Completions only).
+    pub text_tool_calls: Option<bool>,
+    /// In `[model]` only: the profile to use when a task names none.
+    pub profile: Option<String>,
+}
+
+/// The wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Chat,
+    Responses,
+    Anthropic,
+}
+
+impl ProviderKind {
+    fn parse(text: &str, origin: &str) -> anyhow::Result<ProviderKind> {
+        Ok(match text {
+            "chat" => ProviderKind::Chat,
+            "responses" => ProviderKind::Responses,
+            "anthropic" => ProviderKind::Anthropic,
+            other => bail!(
+                "{origin}: provider kind `{other}` is not known\nhint: use \"chat\" (any \
+                 OpenAI-compatible server), \"responses\" (OpenAI Responses API) or \"anthropic\""
+            ),
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Chat => "chat",
+            ProviderKind::Responses => "responses",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// The model provider settings after applying precedence.
+#[derive(Debug, Clone)]
+pub struct ModelSettings {
+    /// The profile they came from, when one was named.
+    pub profile: Option<String>,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    pub context_window: u64,
+    pub max_output_tokens: Option<u32>,
+    pub stream: bool,
+    pub prices: Option<Prices>,
+    pub headers: Vec<(String, String)>,
+    pub text_tool_calls: bool,
+}
+
+pub const DEFAULT_CONTEXT_WINDOW: u64 = 32_768;
+/// Below this the system prompt, the goal and one tool round cannot fit.
+pub const MIN_CONTEXT_WINDOW: u64 = 2_048;
+
+/// Resolves the model settings: the chosen profile, then the environment, then flags.
+pub fn model_settings(
+    file: &FileConfig,
+    flags: &ModelArgs,
+    config_path: &Path,
+) -> anyhow::Result<ModelSettings> {
+    // `--model NAME` picks a profile when one has that name; otherwise it is a model name.
+    let named = flags
+        .model
+        .as_deref()
+        .filter(|name| file.profiles.contains_key(*name))
+        .or(file.model.profile.as_deref());
+    let (profile, origin) = match named {
+        Some(name) => match file.profiles.get(name) {
+            Some(profile) => (
+                profile,
+                format!("{} [profiles.{name}]", config_path.display()),
+            ),
+            None => bail!(
+                "{}: [model] profile = \"{name}\" names no profile\nhint: define \
+                 [profiles.{name}], or pick one of: {}",
+                config_path.display(),
+                profile_names(file)
+            ),
+        },
+        None => (&file.model, format!("{} [model]", config_path.display())),
+    };
+    let model_flag = flags
+        .model
+        .clone()
+        .filter(|_| named.is_none() || flags.model.as_deref() != named);
+    let base_url = flags
+        .base_url
+        .clone()
+        .or_else(|| non_empty_env("NIGHTSHIFT_BASE_URL"))
+        .or_else(|| profile.base_url.clone());
+    let Some(base_url) = base_url else {
+        bail!(
+            "no model provider is configured\n\
+             hint: set NIGHTSHIFT_BASE_URL (an OpenAI-compatible endpoint such as \
+             https://api.openai.com/v1 or a local llama.cpp/Ollama server), NIGHTSHIFT_MODEL, and \
+             NIGHTSHIFT_API_KEY if it needs one; or put base_url/model under [model] in {}",
+            config_path.display()
+        );
+    };
+    let model = model_flag
+        .or_else(|| non_empty_env("NIGHTSHIFT_MODEL"))
+        .or_else(|| profile.model.clone());
+    let Some(model) = model else {
+        bail!(
+            "no model name is configured for {base_url}\n\
+             hint: set NIGHTSHIFT_MODEL or pass --model, or set model in {origin}"
+        );
+    };
+    // The profile's key is only the fallback, so api_key_env is only looked at when neither
+    // the flag nor NIGHTSHIFT_API_KEY gives a key.
+    let api_key = match flags
+        .api_key
+        .clone()
+        .or_else(|| non_empty_env("NIGHTSHIFT_API_KEY"))
+    {
+        Some(key) => Some(key),
+        None => match &profile.api_key_env {
+            Some(var) => Some(non_empty_env(var).with_context(|| {
+                format!(
+                    "{origin} names {var} as the API key variable (api_key_env), but {var} is \
+                     not set\nhint: export {var}, or remove api_key_env from the config"
+                )
+            })?),
+            None => profile.api_key.clone(),
+        },
+    };
+    let context_window = flags
+        .context_window
+        .or(profile.context_window)
+        .unwrap_or(DEFAULT_CONTEXT_WINDOW);
+    if context_window < MIN_CONTEXT_WINDOW {
+        bail!(
+            "a context window of {context_window} tokens is too small to hold the instructions\n\
+             hint: use the model's real context window (at least {MIN_CONTEXT_WINDOW}), e.g. \
+             --context-window 32768"
+        );
+    }
+    if let Some(max_output) = profile.max_output_tokens
+        && u64::from(max_output) >= context_window
+    {
+        bail!(
+            "{origin}: max_output_tokens ({max_output}) must be smaller than the context window \
+             ({context_window})\nhint: lower max_output_tokens or raise context_window"
+        );
+    }
+    if let Some(prices) = profile.prices
+        && [prices.input, prices.output, prices.cached_input]
+            .iter()
+            .any(|p| !p.is_finite() || *p < 0.0)
+    {
+        bail!("{origin}: prices must be zero or more (US dollars per million tokens)");
+    }
+    let kind = match &profile.kind {
+        Some(kind) => ProviderKind::parse(kind, &origin)?,
+        None => ProviderKind::Chat,
+    };
+    Ok(ModelSettings {
+        profile: named.map(str::to_owned),
+        kind,
+        base_url,
+        model,
+        api_key,
+        context_window,
+        max_output_tokens: profile.max_output_tokens,
+        stream: profile.stream.unwrap_or(true),
+        prices: profile.prices,
+        headers: profile.headers.clone().into_iter().collect(),
+        text_tool_calls: profile.text_tool_calls.unwrap_or(false),
+    })
+}
+
+fn profile_names(file: &FileConfig) -> String {
+    if file.profiles.is_empty() {
+        "(no profiles are defined)".to_owned()
+    } else {
+        file.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The client for these settings.
+pub fn client(settings: &ModelSettings) -> anyhow::Result<Arc<dyn ModelClient>> {
+    let config = ProviderConfig {
+        base_url: settings.base_url.clone(),
+        model: settings.model.clone(),
+        api_key: settings.api_key.clone(),
+        stream: settings.stream,
+        max_output_tokens: settings.max_output_tokens,
+        text_tool_calls: settings.text_tool_calls,
+        extra_headers: settings.headers.clone(),
+        ..ProviderConfig::default()
+    };
+    Ok(match settings.kind {
+        ProviderKind::Chat => Arc::new(ChatCompletionsClient::new(config)?),
+        ProviderKind::Responses => Arc::new(ResponsesClient::new(config)?),
+        ProviderKind::Anthropic => Arc::new(AnthropicClient::new(config)?),
+    })
+}
