@@ -35,15 +35,23 @@ fn progress_line(event: &Event) -> Option<String> {
         EventKind::WorkspaceReady { branch, path, .. } => {
             format!("  worktree {path} on branch {branch}")
         }
+        // The tool call line says what the model asked for; a separate line for the answer
+        // that carried it would only repeat it.
+        EventKind::ModelResponse { tool_calls, .. } if !tool_calls.is_empty() => return None,
         EventKind::ModelRequest { .. } | EventKind::StateChanged { .. } => return None,
         EventKind::TaskFinished { .. } => return None,
-        _ => event_line(event),
+        _ => event_body(event),
     })
 }
 
-/// One human-readable line for any event (used by `nightshift logs`).
+/// One human-readable line for any event, with its time and sequence number (for `logs`).
 pub fn event_line(event: &Event) -> String {
-    let body = match &event.kind {
+    format!("{} {:>4} {}", event.ts, event.seq, event_body(event))
+}
+
+/// What an event says, without its time and sequence number.
+fn event_body(event: &Event) -> String {
+    match &event.kind {
         EventKind::TaskCreated { spec } => {
             format!(
                 "task created: {:?} on {}",
@@ -201,15 +209,14 @@ pub fn event_line(event: &Event) -> String {
             diff_stat,
             ..
         } => format!(
-            "committed {} on {branch}: {} files changed, +{} -{}",
+            "committed {} on {branch}: {} file(s) changed, +{} -{}",
             short(commit),
             diff_stat.files_changed,
             diff_stat.insertions,
             diff_stat.deletions
         ),
         EventKind::TaskFinished { result } => format!("finished: {}", result.status),
-    };
-    format!("{} {:>4} {body}", event.ts, event.seq)
+    }
 }
 
 /// The summary printed when a task ends (and by `nightshift show`).
