@@ -6,7 +6,13 @@
 //! management, tool dispatch, verification rounds and budgets live here. It knows nothing of
 //! storage, git, HTTP servers or forges: the caller persists the events and commits the work, and
 //! the checks are run through the [`Checks`] trait the caller implements.
+//!
+//! Context management: before each request, a conversation over the window's limit is first
+//! compacted (the model summarises its older turns, see [`COMPACTION_TEMPLATE`]) and then, as
+//! a last resort, trimmed ([`fit`]). A context-length error from the model triggers the same
+//! recovery and one retry of the request.
 
+mod compaction;
 mod context;
 mod prompt;
 mod run;
@@ -20,6 +26,7 @@ use nightshift_protocol::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+pub use compaction::{COMPACTION_TEMPLATE, SUMMARY_PREFIX, compaction_template_hash};
 pub use context::{Trimmed, estimate, fit};
 // The agent's inputs, re-exported so callers can build an AgentSetup without reaching past the
 // agent into the crates below it.

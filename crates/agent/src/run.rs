@@ -1,8 +1,16 @@
 //! The loop itself. One model request is one step; budgets are checked before each.
+//!
+//! Context management per step: a conversation over the limit is compacted first (one extra
+//! model request, not a step) and trimmed as the last resort. A context-length error from the
+//! model is recovered from by compacting (or, failing that, trimming hard) and sending the
+//! request again, twice at most. The compaction request's tokens and cost count toward the
+//! task's totals and budgets; it is recorded as a `context_compacted` event plus a `notice`
+//! with its usage, not as a model request/response pair, so steps and their events keep
+//! meaning one request of the agent's own work.
 
 use std::time::{Duration, Instant};
 
-use nightshift_model::{ModelRequest, RetryNote};
+use nightshift_model::RetryNote;
 use nightshift_protocol::{CheckOutcome, EventKind, Message, TaskStatus, Usage};
 use tokio::sync::mpsc;
 
@@ -10,12 +18,26 @@ use crate::context;
 use crate::prompt::{self, PromptContext};
 use crate::{AgentEvent, AgentOutcome, AgentSetup, Op, Workspace, WorkspaceReceiver};
 
+mod room;
+
 /// Tokens kept free for the model's answer, as a fraction of the window.
 const OUTPUT_RESERVE_DIVISOR: u64 = 8;
 /// Token budget for the file map in the system prompt.
 const MAP_TOKEN_BUDGET: usize = 2_000;
 /// Check output handed back to the model, per check.
 const CHECK_OUTPUT_TO_MODEL: usize = 8 * 1024;
+/// After a context-length error, the limit assumed from then on, in percent of what the
+/// refused request was estimated at.
+const LEARNED_LIMIT_PERCENT: u64 = 90;
+
+/// After a failed compaction, near-window compaction pauses for this many steps (trimming
+/// keeps the conversation in the window meanwhile), so a model that cannot summarise does
+/// not cost an extra request on every step.
+const COMPACTION_PAUSE_STEPS: u32 = 5;
+
+/// Why a compaction happened, as recorded in the event.
+const NEAR_WINDOW: &str = "near_window";
+const CONTEXT_LENGTH_ERROR: &str = "context_length_error";
 
 /// Why the loop stopped early.
 enum Stop {
@@ -46,6 +68,11 @@ struct Loop {
     cost_usd: f64,
     last_checks: Vec<CheckOutcome>,
     cancelled: bool,
+    /// The model refused a request as too long for its window although the estimate was
+    /// under the configured limit: the real window is smaller, so later turns keep under this.
+    learned_limit: Option<u64>,
+    /// The first step at which near-window compaction may be tried again after a failure.
+    compaction_resumes_at: u32,
 }
 
 pub(crate) async fn run(
@@ -84,6 +111,8 @@ pub(crate) async fn run(
         cost_usd: 0.0,
         last_checks: Vec::new(),
         cancelled: false,
+        learned_limit: None,
+        compaction_resumes_at: 0,
     };
     let (status, summary, reason) = match agent.work().await {
         Ok(summary) => (TaskStatus::Succeeded, summary, None),
@@ -245,20 +274,16 @@ impl Loop {
     /// One model request and the tool calls it asks for. Returns the model's summary when it
     /// says it is done (a `finish` call, or an answer without tool calls).
     async fn turn(&mut self) -> Result<Option<String>, Stop> {
-        let window = self.setup.context_window;
-        let tools_tokens =
-            serde_json::to_string(&self.setup.tool_specs).map_or(0, |json| json.len() as u64 / 4);
-        let limit = (window - window / OUTPUT_RESERVE_DIVISOR).saturating_sub(tools_tokens);
-        if let Some(trimmed) = context::fit(&mut self.messages, limit) {
-            self.emit(EventKind::ContextTrimmed {
-                messages_trimmed: trimmed.messages_trimmed,
-                tokens_before: trimmed.tokens_before,
-                tokens_after: trimmed.tokens_after,
-            })
-            .await;
-        }
+        let limit = self.context_limit();
         self.steps += 1;
         let step = self.steps;
+        // Compaction only when over the limit, and it leaves room to grow (see compaction.rs),
+        // so it happens every so many turns, not on every one.
+        if context::estimate(&self.messages) > limit && step >= self.compaction_resumes_at {
+            self.compact(step, limit, NEAR_WINDOW).await?;
+        }
+        // The last resort, and the guarantee: whatever compaction did, the request fits.
+        self.trim(limit).await;
         self.emit(EventKind::ModelRequest {
             step,
             model: self.setup.model.model_name().to_owned(),
@@ -268,27 +293,9 @@ impl Loop {
         })
         .await;
 
-        let request = ModelRequest {
-            messages: self.messages.clone(),
-            tools: self.setup.tool_specs.clone(),
-        };
-        // Retries are reported as they happen, not after the request finally succeeds.
-        let events = self.events.clone();
-        let on_retry = move |note: &RetryNote| {
-            let _ = events.send(AgentEvent::Event(EventKind::ModelRetry {
-                step,
-                attempt: note.attempt,
-                error: note.error.clone(),
-                wait_ms: note.wait.as_millis() as u64,
-            }));
-        };
-        let model = self.setup.model.clone();
         let started = Instant::now();
-        let response = self.guarded(model.complete(&request, &on_retry)).await?;
-        let response = response.map_err(|e| Stop::Error(format!("model request failed: {e}")))?;
-        self.usage.add(response.usage);
-        let cost_usd = self.setup.prices.map(|prices| prices.cost(&response.usage));
-        self.cost_usd += cost_usd.unwrap_or_default();
+        let response = self.ask(step, limit).await?;
+        let cost_usd = self.account(response.usage);
         self.emit(EventKind::ModelResponse {
             step,
             content: response.message.content.clone(),
@@ -350,6 +357,27 @@ impl Loop {
             }
         }
         Ok(finish)
+    }
+
+    /// Adds one request's usage to the task's totals; returns its cost when prices are known.
+    fn account(&mut self, usage: Usage) -> Option<f64> {
+        self.usage.add(usage);
+        let cost_usd = self.setup.prices.map(|prices| prices.cost(&usage));
+        self.cost_usd += cost_usd.unwrap_or_default();
+        cost_usd
+    }
+
+    /// Reports the model client's retries as they happen, not after the request succeeds.
+    fn retry_reporter(&self, step: u32) -> impl Fn(&RetryNote) + Send + Sync + 'static {
+        let events = self.events.clone();
+        move |note: &RetryNote| {
+            let _ = events.send(AgentEvent::Event(EventKind::ModelRetry {
+                step,
+                attempt: note.attempt,
+                error: note.error.clone(),
+                wait_ms: note.wait.as_millis() as u64,
+            }));
+        }
     }
 
     /// Runs the checks. Ok(true) when all pass; Ok(false) after handing the failures back to

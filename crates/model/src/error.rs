@@ -88,6 +88,35 @@ pub enum ModelError {
     TooLarge { limit_bytes: usize },
 }
 
+/// Phrases providers use for a prompt that does not fit the context window, lowercase.
+const CONTEXT_LENGTH_PHRASES: &[&str] = &[
+    // OpenAI's error code, on Chat Completions and Responses.
+    "context_length_exceeded",
+    // OpenAI and vLLM: "This model's maximum context length is 8192 tokens".
+    "maximum context length",
+    // OpenAI Responses: "Your input exceeds the context window of this model".
+    "exceeds the context window",
+    // Anthropic: "prompt is too long: 201234 tokens > 200000 maximum".
+    "prompt is too long",
+    // Anthropic: "input length and `max_tokens` exceed context limit".
+    "exceed context limit",
+    // llama.cpp: "the request exceeds the available context size", and its error type.
+    "exceeds the available context size",
+    "exceed_context_size_error",
+    // Other OpenAI-compatible servers (LM Studio, TGI, gateways).
+    "exceeds the context size",
+    "context length exceeded",
+    "context window exceeded",
+    "too many tokens in the prompt",
+];
+
+fn is_context_length_text(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    CONTEXT_LENGTH_PHRASES
+        .iter()
+        .any(|phrase| text.contains(phrase))
+}
+
 fn retry_after_text(retry_after: Option<Duration>) -> String {
     retry_after.map_or_else(String::new, |wait| {
         format!(", retry after {}s", wait.as_secs())
@@ -98,7 +127,12 @@ impl ModelError {
     /// Whether trying the same request again may succeed: rate limits, server errors,
     /// connection failures, timeouts, and malformed or truncated answers. Other 4xx
     /// answers and configuration errors are not retried.
+    /// A request too long for the model's context window is never retried as is: the same
+    /// request would fail the same way (see [`is_context_length`](Self::is_context_length)).
     pub fn is_retryable(&self) -> bool {
+        if self.is_context_length() {
+            return false;
+        }
         match self {
             ModelError::RateLimited { .. }
             | ModelError::Server { .. }
@@ -114,6 +148,23 @@ impl ModelError {
             | ModelError::Rejected { .. }
             | ModelError::TooLarge { .. } => false,
         }
+    }
+
+    /// Whether the server refused the request because the conversation does not fit the
+    /// model's context window. The caller can shorten the conversation (compact or trim it)
+    /// and send it again; retrying it unchanged is pointless.
+    ///
+    /// Recognised: OpenAI's `context_length_exceeded` ("This model's maximum context length
+    /// is ..."; the Responses API's "Your input exceeds the context window"), Anthropic's
+    /// "prompt is too long", llama.cpp's "exceeds the available context size" and vLLM's
+    /// "maximum context length", whether they come as an HTTP error or inside the stream.
+    pub fn is_context_length(&self) -> bool {
+        let text = match self {
+            ModelError::Rejected { body, .. } | ModelError::Server { body, .. } => body,
+            ModelError::Provider { message } => message,
+            _ => return false,
+        };
+        is_context_length_text(text)
     }
 
     /// How long the server asked us to wait (`Retry-After` on a 429 or 503).
@@ -141,6 +192,66 @@ impl ModelError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_length_errors_are_recognised_and_never_retried() {
+        let overflows = [
+            ModelError::Rejected {
+                status: 400,
+                body: "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. (code: context_length_exceeded)".into(),
+            },
+            ModelError::Rejected {
+                status: 400,
+                body: "prompt is too long: 201234 tokens > 200000 maximum".into(),
+            },
+            ModelError::Rejected {
+                status: 400,
+                body: "the request exceeds the available context size, try increasing it".into(),
+            },
+            ModelError::Rejected {
+                status: 400,
+                body: "input length and `max_tokens` exceed context limit: 190000 + 32000 > 200000".into(),
+            },
+            // A server that answers 500 for it must not be hammered with the same request.
+            ModelError::Server {
+                status: 500,
+                retry_after: None,
+                body: "Input exceeds the context size of the model".into(),
+            },
+            // In-stream errors (Responses `response.failed`, Anthropic `error` events).
+            ModelError::Provider {
+                message: "Your input exceeds the context window of this model. Please adjust your input and try again. (code: context_length_exceeded)".into(),
+            },
+            ModelError::Provider {
+                message: "Prompt is too long".into(),
+            },
+        ];
+        for error in &overflows {
+            assert!(error.is_context_length(), "{error}");
+            assert!(!error.is_retryable(), "{error}");
+        }
+        let others = [
+            ModelError::Rejected {
+                status: 400,
+                body: "tools are not supported".into(),
+            },
+            ModelError::Provider {
+                message: "overloaded".into(),
+            },
+            ModelError::RateLimited {
+                retry_after: None,
+                body: "Request too large for gpt-4o on tokens per min".into(),
+            },
+            ModelError::Transport {
+                url: "http://h".into(),
+                detail: "maximum context length".into(),
+            },
+        ];
+        for error in &others {
+            assert!(!error.is_context_length(), "{error}");
+        }
+        assert!(others[1].is_retryable(), "other in-stream errors still are");
+    }
 
     #[test]
     fn messages_say_what_to_do() {

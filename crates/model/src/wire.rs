@@ -58,11 +58,20 @@ pub(crate) fn call_id_or_generated(id: Option<String>, index: usize) -> String {
 }
 
 /// The readable part of an OpenAI-style error object (`{"message": ...}`), else the JSON.
+///
+/// A machine-readable `code` (`context_length_exceeded`, ...) is kept next to the message when
+/// the message does not already name it: it is what [`crate::ModelError::is_context_length`]
+/// and a reader of the logs can rely on when the wording changes.
 pub(crate) fn error_message(error: &Value) -> String {
-    error
-        .get("message")
-        .and_then(Value::as_str)
-        .map_or_else(|| error.to_string(), str::to_owned)
+    let Some(message) = error.get("message").and_then(Value::as_str) else {
+        return error.to_string();
+    };
+    match error.get("code").and_then(Value::as_str) {
+        Some(code) if !code.is_empty() && !message.contains(code) => {
+            format!("{message} (code: {code})")
+        }
+        _ => message.to_owned(),
+    }
 }
 
 /// At most a few hundred characters of `bytes`, for error messages.

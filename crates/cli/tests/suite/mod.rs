@@ -1,3 +1,4 @@
+mod compaction;
 mod config;
 mod demo;
 mod doctor;

@@ -118,6 +118,10 @@ fn old_tool_outputs_are_trimmed_to_fit_the_context_window_and_the_goal_never_is(
         script.push(tool("read_file", json!({"path": format!("f{i}.txt")})));
     }
     script.push(finish("wrote and read files"));
+    // Over the window, the agent first asks the model for a summary (compaction). Here that
+    // request is answered with the next scripted tool call, which holds no summary, so the
+    // compaction fails and trimming takes over: this is the test of that fallback. Compaction
+    // proper is tested in compaction.rs.
     let world = world().with_script(script);
     let run = world.run(&["--context-window", "6000"], "Write and read big files");
     assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr);

@@ -136,3 +136,71 @@ fn the_endpoint_ignores_a_trailing_slash() {
         "https://api.example.invalid/v1/chat/completions"
     );
 }
+
+/// A conversation too long for the window fails at once, recognisably, on every wire format,
+/// whether the server says so with an HTTP status or inside the stream: the agent compacts
+/// the conversation instead of sending the same request again.
+#[tokio::test]
+async fn context_length_errors_are_recognised_and_not_retried() {
+    use nightshift_model::{AnthropicClient, ModelClient, ResponsesClient};
+    use nightshift_testkit::ScriptedReply;
+
+    fn sse(value: serde_json::Value) -> String {
+        format!(
+            "event: {}\ndata: {value}\n\n",
+            value["type"].as_str().unwrap()
+        )
+    }
+    let openai_400 = json!({"error": {
+        "message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 9100 tokens.",
+        "type": "invalid_request_error",
+        "code": "context_length_exceeded"
+    }});
+    let responses_failed = sse(json!({"type": "response.failed", "response": {
+        "id": "resp_1", "status": "failed",
+        "error": {"code": "context_length_exceeded", "message": "Your input exceeds the context window of this model."}
+    }}));
+    let anthropic_error = sse(json!({"type": "error", "error": {
+        "type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"
+    }}));
+    let llama_400 = json!({"error": {
+        "code": 400, "type": "exceed_context_size_error",
+        "message": "the request exceeds the available context size, try increasing it"
+    }});
+    type Make = fn(nightshift_model::ProviderConfig) -> Box<dyn ModelClient>;
+    let chat: Make = |config| Box::new(ChatCompletionsClient::new(config).unwrap());
+    let responses: Make = |config| Box::new(ResponsesClient::new(config).unwrap());
+    let anthropic: Make = |config| Box::new(AnthropicClient::new(config).unwrap());
+    let cases: Vec<(&str, Make, ScriptedReply)> = vec![
+        ("chat 400", chat, error(400, &openai_400.to_string())),
+        ("llama.cpp 400", chat, error(400, &llama_400.to_string())),
+        (
+            "responses 400",
+            responses,
+            error(400, &openai_400.to_string()),
+        ),
+        (
+            "responses stream",
+            responses,
+            ScriptedReply::RawSse(responses_failed),
+        ),
+        (
+            "anthropic stream",
+            anthropic,
+            ScriptedReply::RawSse(anthropic_error),
+        ),
+    ];
+    for (name, make, reply) in cases {
+        let server = ScriptedServer::start(vec![reply, text("unused")]);
+        let client = make(config_for(&server));
+        let (result, notes) = super::complete_with(client.as_ref(), &user_request("hi")).await;
+        let err = result.unwrap_err();
+        assert!(err.is_context_length(), "{name}: {err:?}");
+        assert!(notes.is_empty(), "{name}: retried: {notes:?}");
+        assert_eq!(
+            server.remaining(),
+            1,
+            "{name}: the same request was sent again"
+        );
+    }
+}
