@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use nightshift_protocol::{Budget, Event, TaskSpec};
-use nightshift_store::Store;
+use nightshift_store::SqliteStore;
 use nightshift_worker::WorkerConfig;
 
 use crate::args::RunArgs;
@@ -67,7 +67,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let model = provider::client(&settings)?;
-    let store = Store::open(&dirs.database()).with_context(|| {
+    let store = SqliteStore::open(&dirs.database()).with_context(|| {
         format!(
             "could not open the task database in {}",
             dirs.data.display()

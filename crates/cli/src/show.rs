@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use nightshift_protocol::TaskId;
-use nightshift_store::{Store, TaskRecord};
+use nightshift_store::{SqliteStore, Store, TaskRecord};
 
 use crate::args::{LogsArgs, ShowArgs};
 use crate::config::Dirs;
 use crate::render;
 
-fn open(task_id: &str) -> anyhow::Result<(Store, TaskRecord)> {
+fn open(task_id: &str) -> anyhow::Result<(SqliteStore, TaskRecord)> {
     let Some(id) = TaskId::parse(task_id) else {
         bail!(
             "`{task_id}` is not a task id\nhint: task ids are the hex strings `nightshift run` \
@@ -26,7 +26,7 @@ fn open(task_id: &str) -> anyhow::Result<(Store, TaskRecord)> {
             path.display()
         );
     }
-    let store = Store::open(&path)
+    let store = SqliteStore::open(&path)
         .with_context(|| format!("could not open the task database {}", path.display()))?;
     let Some(record) = store.task(&id)? else {
         bail!(

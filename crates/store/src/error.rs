@@ -4,6 +4,9 @@ use nightshift_protocol::TaskId;
 use rusqlite::ErrorCode;
 
 /// Everything that can go wrong with the store; each message says what to do next.
+///
+/// Variants that name a `path` carry the database's location: a file path for SQLite, the URL
+/// (password hidden) for PostgreSQL.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
@@ -74,6 +77,60 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+
+    #[error(
+        "`{url}` is not a usable PostgreSQL URL: {source}\n\
+         hint: write it as postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    )]
+    PostgresUrl {
+        url: String,
+        #[source]
+        source: postgres::Error,
+    },
+
+    #[error(
+        "could not connect to the PostgreSQL task database at {url}: {source}\n\
+         hint: check that the server is running and reachable, that the database exists and that \
+         the user may log in to it"
+    )]
+    PostgresConnect {
+        url: String,
+        #[source]
+        source: postgres::Error,
+    },
+
+    #[error(
+        "PostgreSQL error on the task database at {url}: {source}\n\
+         hint: check that the server is up and that the user may create and write tables in the \
+         database (or in the schema named by `options=-csearch_path=...`)"
+    )]
+    Postgres {
+        url: String,
+        #[source]
+        source: postgres::Error,
+    },
+
+    #[error(
+        "the connection thread of the PostgreSQL task database at {url} has stopped\n\
+         hint: this is a bug in nightshift (the thread panicked); restart the process and report it"
+    )]
+    PostgresGone { url: String },
+
+    #[error(
+        "could not start a connection thread for the PostgreSQL task database at {url}: {source}\n\
+         hint: the process may have hit its thread limit; raise it or open fewer connections"
+    )]
+    PostgresThread {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "could not get random bytes from the operating system for a new API token: {detail}\n\
+         hint: check that /dev/urandom (or getrandom(2)) is available to this process"
+    )]
+    Random { detail: String },
 }
 
 impl StoreError {
@@ -89,6 +146,14 @@ impl StoreError {
                 detail: source.to_string(),
             },
             _ => StoreError::Sqlite { path, source },
+        }
+    }
+
+    /// Turns a PostgreSQL error into a variant; `url` must already have its password hidden.
+    pub(crate) fn postgres(url: &str, source: postgres::Error) -> StoreError {
+        StoreError::Postgres {
+            url: url.to_owned(),
+            source,
         }
     }
 

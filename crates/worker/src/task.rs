@@ -87,7 +87,7 @@ pub fn unrecorded_failure(task_id: &TaskId) -> TaskResult {
 
 /// Appends events to the store, then shows them, so nothing is shown that was not recorded.
 struct Recorder<'a> {
-    store: &'a Store,
+    store: &'a dyn Store,
     task_id: TaskId,
     on_event: &'a mut (dyn FnMut(&Event) + Send),
     /// The status the last recorded state change moved to, so the final one starts from it.
@@ -111,7 +111,7 @@ impl Recorder<'_> {
 /// `error` with the reason in the result; only a store failure is returned as `Err`, because
 /// then nothing can be recorded.
 pub async fn run_task(
-    store: &Store,
+    store: &dyn Store,
     model: Arc<dyn ModelClient>,
     valid: ValidSpec,
     task_id: TaskId,

@@ -5,7 +5,16 @@ use nightshift_protocol::{
 };
 use nightshift_store::Store;
 
+use super::backend::Backend;
 use super::{id, spec};
+
+contract!(
+    appended_events_get_gap_free_seqs_timestamps_and_read_back_equal,
+    events_after_seq_returns_only_later_events_in_order,
+    status_follows_state_changed_and_other_events_leave_it_alone,
+    task_finished_stores_the_result_and_final_status,
+    concurrent_appends_from_threads_and_connections_stay_gap_free,
+);
 
 pub fn result(task_id: TaskId, status: TaskStatus) -> TaskResult {
     TaskResult {
@@ -42,15 +51,14 @@ pub fn result(task_id: TaskId, status: TaskStatus) -> TaskResult {
     }
 }
 
-fn notice(n: usize) -> EventKind {
+pub fn notice(n: usize) -> EventKind {
     EventKind::Notice {
         message: format!("notice {n}"),
     }
 }
 
-#[test]
-fn appended_events_get_gap_free_seqs_timestamps_and_read_back_equal() {
-    let store = Store::open_in_memory().unwrap();
+fn appended_events_get_gap_free_seqs_timestamps_and_read_back_equal(backend: &Backend) {
+    let store = backend.open();
     store.insert_task(&id(1), &spec("g")).unwrap();
     let kinds = vec![
         EventKind::TaskCreated { spec: spec("g") },
@@ -90,9 +98,8 @@ fn appended_events_get_gap_free_seqs_timestamps_and_read_back_equal() {
     assert_eq!(store.events(&id(1), 0).unwrap(), appended);
 }
 
-#[test]
-fn events_after_seq_returns_only_later_events_in_order() {
-    let store = Store::open_in_memory().unwrap();
+fn events_after_seq_returns_only_later_events_in_order(backend: &Backend) {
+    let store = backend.open();
     store.insert_task(&id(1), &spec("g")).unwrap();
     store.insert_task(&id(2), &spec("other")).unwrap();
     for n in 0..5 {
@@ -117,9 +124,8 @@ fn events_after_seq_returns_only_later_events_in_order() {
     assert_eq!(other[0].kind, notice(104));
 }
 
-#[test]
-fn status_follows_state_changed_and_other_events_leave_it_alone() {
-    let store = Store::open_in_memory().unwrap();
+fn status_follows_state_changed_and_other_events_leave_it_alone(backend: &Backend) {
+    let store = backend.open();
     store.insert_task(&id(1), &spec("g")).unwrap();
     let change = |from, to| EventKind::StateChanged {
         from: Some(from),
@@ -146,9 +152,8 @@ fn status_follows_state_changed_and_other_events_leave_it_alone() {
     assert!(record.updated_at >= record.created_at);
 }
 
-#[test]
-fn task_finished_stores_the_result_and_final_status() {
-    let store = Store::open_in_memory().unwrap();
+fn task_finished_stores_the_result_and_final_status(backend: &Backend) {
+    let store = backend.open();
     store.insert_task(&id(1), &spec("g")).unwrap();
     let result = result(id(1), TaskStatus::Succeeded);
     let event = store
@@ -165,22 +170,19 @@ fn task_finished_stores_the_result_and_final_status() {
     assert_eq!(record.updated_at, event.ts);
 }
 
-#[test]
-fn concurrent_appends_from_threads_and_connections_stay_gap_free() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nightshift.db");
-    let shared = Arc::new(Store::open(&path).unwrap());
+fn concurrent_appends_from_threads_and_connections_stay_gap_free(backend: &Backend) {
+    let shared: Arc<dyn Store> = Arc::from(backend.open());
     shared.insert_task(&id(1), &spec("g")).unwrap();
     const THREADS: usize = 6;
     const EACH: usize = 40;
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
-            // Half the threads share one Store; the others open their own connection, as a
-            // second process would, so both the mutex and SQLite's locking are exercised.
-            let store = if t % 2 == 0 {
+            // Half the threads share one store; the others open their own, as a second
+            // process would, so both in-process sharing and the database's locking are used.
+            let store: Arc<dyn Store> = if t % 2 == 0 {
                 Arc::clone(&shared)
             } else {
-                Arc::new(Store::open(&path).unwrap())
+                Arc::from(backend.open())
             };
             std::thread::spawn(move || {
                 (0..EACH)

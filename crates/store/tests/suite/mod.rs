@@ -1,6 +1,15 @@
-mod errors;
+//! One set of contract tests, each run against SQLite and PostgreSQL (see `backend`), plus
+//! the tests that only make sense for one backend.
+
+#[macro_use]
+mod backend;
 mod events;
+mod listing;
+mod postgres;
+mod queue;
+mod sqlite;
 mod tasks;
+mod tokens;
 
 use nightshift_protocol::{Budget, TaskId, TaskSpec};
 

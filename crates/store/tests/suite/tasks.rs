@@ -1,12 +1,21 @@
 use nightshift_protocol::{EventKind, TaskStatus};
-use nightshift_store::{Store, StoreError};
+use nightshift_store::StoreError;
 
+use super::backend::Backend;
 use super::{id, spec};
 
-#[test]
-fn inserted_task_reads_back_queued_with_its_spec() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("nightshift.db")).unwrap();
+contract!(
+    inserted_task_reads_back_queued_with_its_spec,
+    inserting_the_same_id_twice_is_refused_and_keeps_the_first,
+    list_tasks_is_newest_first_and_limited,
+    reopening_keeps_tasks_events_statuses_and_results,
+    appending_to_an_unknown_task_is_refused_and_writes_nothing,
+    the_database_refuses_to_rewrite_or_delete_events,
+    a_database_from_a_newer_version_is_refused,
+);
+
+fn inserted_task_reads_back_queued_with_its_spec(backend: &Backend) {
+    let store = backend.open();
     store.insert_task(&id(1), &spec("fix the bug")).unwrap();
 
     let record = store.task(&id(1)).unwrap().unwrap();
@@ -19,27 +28,16 @@ fn inserted_task_reads_back_queued_with_its_spec() {
     assert_eq!(store.task(&id(2)).unwrap(), None);
 }
 
-#[test]
-fn inserting_the_same_id_twice_is_refused_and_keeps_the_first() {
-    let store = Store::open_in_memory().unwrap();
+fn inserting_the_same_id_twice_is_refused_and_keeps_the_first(backend: &Backend) {
+    let store = backend.open();
     store.insert_task(&id(1), &spec("first")).unwrap();
     let err = store.insert_task(&id(1), &spec("second")).unwrap_err();
     assert!(matches!(err, StoreError::DuplicateTask { .. }), "{err}");
     assert_eq!(store.task(&id(1)).unwrap().unwrap().spec.goal, "first");
 }
 
-#[test]
-fn open_creates_missing_parent_directories() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a/b/c/nightshift.db");
-    let store = Store::open(&path).unwrap();
-    assert_eq!(store.path(), path);
-    assert!(path.exists());
-}
-
-#[test]
-fn list_tasks_is_newest_first_and_limited() {
-    let store = Store::open_in_memory().unwrap();
+fn list_tasks_is_newest_first_and_limited(backend: &Backend) {
+    let store = backend.open();
     for n in 0..5 {
         store
             .insert_task(&id(n), &spec(&format!("goal {n}")))
@@ -56,13 +54,10 @@ fn list_tasks_is_newest_first_and_limited() {
     assert!(store.list_tasks(0).unwrap().is_empty());
 }
 
-#[test]
-fn reopening_keeps_tasks_events_statuses_and_results() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nightshift.db");
+fn reopening_keeps_tasks_events_statuses_and_results(backend: &Backend) {
     let result = super::events::result(id(1), TaskStatus::Failed);
     {
-        let store = Store::open(&path).unwrap();
+        let store = backend.open();
         store.insert_task(&id(1), &spec("durable")).unwrap();
         store
             .append_event(
@@ -81,7 +76,7 @@ fn reopening_keeps_tasks_events_statuses_and_results() {
             )
             .unwrap();
     }
-    let store = Store::open(&path).unwrap();
+    let store = backend.open();
     let record = store.task(&id(1)).unwrap().unwrap();
     assert_eq!(record.status, TaskStatus::Failed);
     assert_eq!(record.result, Some(result));
@@ -103,4 +98,69 @@ fn reopening_keeps_tasks_events_statuses_and_results() {
         )
         .unwrap();
     assert_eq!(next.seq, 3);
+}
+
+fn appending_to_an_unknown_task_is_refused_and_writes_nothing(backend: &Backend) {
+    let store = backend.open();
+    let err = store
+        .append_event(
+            &id(9),
+            EventKind::Notice {
+                message: "x".into(),
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::UnknownTask { id: got } if *got == id(9)),
+        "{err}"
+    );
+    assert!(err.to_string().contains(id(9).as_str()));
+    assert!(err.to_string().contains("hint:"));
+    // Reading events of an unknown task is an error too, not an empty stream.
+    assert!(matches!(
+        store.events(&id(9), 0),
+        Err(StoreError::UnknownTask { .. })
+    ));
+    // The task appearing later starts at seq 1: the refused append left nothing behind.
+    store.insert_task(&id(9), &spec("g")).unwrap();
+    let event = store
+        .append_event(
+            &id(9),
+            EventKind::Notice {
+                message: "y".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(event.seq, 1);
+}
+
+fn the_database_refuses_to_rewrite_or_delete_events(backend: &Backend) {
+    let store = backend.open();
+    store.insert_task(&id(1), &spec("g")).unwrap();
+    store
+        .append_event(
+            &id(1),
+            EventKind::Notice {
+                message: "x".into(),
+            },
+        )
+        .unwrap();
+    let update = backend.raw_execute("UPDATE events SET ts = 'never'");
+    assert!(update.unwrap_err().contains("append-only"));
+    let delete = backend.raw_execute("DELETE FROM events");
+    assert!(delete.unwrap_err().contains("append-only"));
+    assert_eq!(store.events(&id(1), 0).unwrap().len(), 1);
+}
+
+fn a_database_from_a_newer_version_is_refused(backend: &Backend) {
+    drop(backend.open());
+    backend
+        .raw_execute("UPDATE schema_version SET version = 999")
+        .unwrap();
+    let err = backend.try_open().unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooNew { found: 999, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("upgrade nightshift"));
 }
