@@ -53,6 +53,39 @@ impl Dirs {
     pub fn database(&self) -> PathBuf {
         self.data.join("nightshift.db")
     }
+
+    /// Where tasks and events are kept: `NIGHTSHIFT_DATABASE_URL` when set (a `postgres://`
+    /// URL for a store shared by many machines, or a SQLite file's path), else the SQLite file
+    /// in the data directory.
+    pub fn database_location(&self) -> String {
+        non_empty_env("NIGHTSHIFT_DATABASE_URL")
+            .unwrap_or_else(|| self.database().display().to_string())
+    }
+
+    /// Opens the task store.
+    pub fn open_store(&self) -> anyhow::Result<Box<dyn nightshift_store::Store>> {
+        let location = self.database_location();
+        nightshift_store::open(&location).with_context(|| {
+            format!(
+                "could not open the task database {}",
+                redact_password(&location)
+            )
+        })
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
+pub fn redact_password(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => location.to_owned(),
+        },
+        None => location.to_owned(),
+    }
 }
 
 pub fn non_empty_env(name: &str) -> Option<String> {

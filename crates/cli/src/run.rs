@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use nightshift_protocol::{Budget, Event, TaskSpec};
-use nightshift_store::SqliteStore;
 use nightshift_worker::WorkerConfig;
 
 use crate::args::RunArgs;
@@ -67,12 +66,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let model = provider::client(&settings)?;
-    let store = SqliteStore::open(&dirs.database()).with_context(|| {
-        format!(
-            "could not open the task database in {}",
-            dirs.data.display()
-        )
-    })?;
+    let store = dirs.open_store()?;
     let worker_config = WorkerConfig {
         data_dir: dirs.data.clone(),
         sandbox_mode,
@@ -114,7 +108,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let outcome = nightshift_worker::run_task(
-        &store,
+        store.as_ref(),
         model,
         valid,
         task_id.clone(),

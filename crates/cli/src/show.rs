@@ -3,15 +3,15 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use nightshift_protocol::TaskId;
-use nightshift_store::{SqliteStore, Store, TaskRecord};
+use nightshift_store::{Store, TaskRecord};
 
 use crate::args::{LogsArgs, ShowArgs};
-use crate::config::Dirs;
+use crate::config::{self, Dirs};
 use crate::render;
 
-fn open(task_id: &str) -> anyhow::Result<(SqliteStore, TaskRecord)> {
+fn open(task_id: &str) -> anyhow::Result<(Box<dyn Store>, TaskRecord)> {
     let Some(id) = TaskId::parse(task_id) else {
         bail!(
             "`{task_id}` is not a task id\nhint: task ids are the hex strings `nightshift run` \
@@ -19,19 +19,19 @@ fn open(task_id: &str) -> anyhow::Result<(SqliteStore, TaskRecord)> {
         );
     };
     let dirs = Dirs::from_env()?;
-    let path = dirs.database();
-    if !path.exists() {
+    let location = dirs.database_location();
+    if !nightshift_store::is_postgres_url(&location) && !std::path::Path::new(&location).exists() {
         bail!(
-            "no tasks have run here yet ({} does not exist)\nhint: check NIGHTSHIFT_HOME, or run a task first",
-            path.display()
+            "no tasks have run here yet ({location} does not exist)\nhint: check NIGHTSHIFT_HOME \
+             and NIGHTSHIFT_DATABASE_URL, or run a task first"
         );
     }
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("could not open the task database {}", path.display()))?;
+    let store = dirs.open_store()?;
     let Some(record) = store.task(&id)? else {
         bail!(
-            "there is no task {id} in {}\nhint: check the id; tasks are kept per data directory (NIGHTSHIFT_HOME)",
-            path.display()
+            "there is no task {id} in {}\nhint: check the id; tasks are kept per data directory \
+             (NIGHTSHIFT_HOME) or database (NIGHTSHIFT_DATABASE_URL)",
+            config::redact_password(&location)
         );
     };
     Ok((store, record))

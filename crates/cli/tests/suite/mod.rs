@@ -5,6 +5,7 @@ mod doctor;
 mod env;
 mod harness;
 mod network;
+mod postgres;
 mod providers;
 mod run_bad_input;
 mod run_e2e;
