@@ -4,6 +4,7 @@
 #![allow(
     clippy::disallowed_methods,
     clippy::unwrap_used,
+    clippy::print_stderr,
     reason = "tests run the binary under test and git directly, and panic on failure"
 )]
 
