@@ -296,6 +296,12 @@ impl Loop {
         let started = Instant::now();
         let response = self.ask(step, limit).await?;
         let cost_usd = self.account(response.usage);
+        for line in &response.skipped_lines {
+            self.emit(EventKind::Notice {
+                message: format!("skipped a malformed line in the model's stream: {line}"),
+            })
+            .await;
+        }
         self.emit(EventKind::ModelResponse {
             step,
             content: response.message.content.clone(),

@@ -430,6 +430,7 @@ impl StreamDecoder for AnthropicStream {
             message,
             usage,
             finish_reason: self.stop_reason.as_deref().map(finish_reason),
+            skipped_lines: Vec::new(),
         }))
     }
 }
@@ -487,6 +488,7 @@ mod tests {
                 cached_tokens: 64,
             },
             finish_reason: Some("tool_calls".into()),
+            skipped_lines: Vec::new(),
         }
     }
 

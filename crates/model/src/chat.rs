@@ -268,6 +268,7 @@ pub(crate) fn parse_completion(
         message,
         usage,
         finish_reason: choice.finish_reason,
+        skipped_lines: Vec::new(),
     })
 }
 
@@ -444,6 +445,7 @@ impl StreamState {
             message,
             usage,
             finish_reason: self.finish_reason,
+            skipped_lines: Vec::new(),
         })
     }
 }
@@ -506,6 +508,7 @@ mod tests {
                 cached_tokens: 64,
             },
             finish_reason: Some("tool_calls".into()),
+            skipped_lines: Vec::new(),
         }
     }
 

@@ -68,6 +68,9 @@ pub struct ModelResponse {
     pub usage: Usage,
     /// Why the model stopped, as the server said it (`stop`, `tool_calls`, `length`, ...).
     pub finish_reason: Option<String>,
+    /// Stream lines that were not valid JSON and were skipped (the answer still completed);
+    /// the caller records them.
+    pub skipped_lines: Vec<String>,
 }
 
 /// A failed attempt that is about to be retried.

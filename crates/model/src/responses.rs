@@ -498,6 +498,7 @@ impl StreamDecoder for ResponsesStream {
                 message,
                 usage,
                 finish_reason: Some(finish_reason),
+                skipped_lines: Vec::new(),
             },
             carry,
         })
@@ -555,6 +556,7 @@ mod tests {
                 cached_tokens: 64,
             },
             finish_reason: Some("tool_calls".into()),
+            skipped_lines: Vec::new(),
         }
     }
 

@@ -283,6 +283,7 @@ impl Transport {
         let mut parser = SseParser::new();
         let mut state = D::default();
         let mut events = Vec::new();
+        let mut skipped = Vec::new();
         let mut received = 0usize;
         while !state.is_done() {
             let chunk = match timeout(self.config.idle_timeout, response.chunk()).await {
@@ -299,14 +300,14 @@ impl Transport {
             }
             parser.feed(&chunk, &mut events);
             for event in events.drain(..) {
-                state.on_event(&event)?;
+                take_event(&mut state, &event, &mut skipped)?;
             }
         }
         parser.finish(&mut events);
         for event in events.drain(..) {
-            state.on_event(&event)?;
+            take_event(&mut state, &event, &mut skipped)?;
         }
-        state.finish(request)
+        finish_with_skipped(state, request, skipped)
     }
 
     /// The whole body of a non-streaming answer, which must arrive within the idle timeout.
@@ -453,15 +454,61 @@ pub(crate) fn decode_pieces<D: StreamDecoder>(
     let mut parser = SseParser::new();
     let mut state = D::default();
     let mut events = Vec::new();
+    let mut skipped = Vec::new();
     for piece in pieces {
         parser.feed(piece, &mut events);
         for event in events.drain(..) {
-            state.on_event(&event)?;
+            take_event(&mut state, &event, &mut skipped)?;
         }
     }
     parser.finish(&mut events);
     for event in events.drain(..) {
-        state.on_event(&event)?;
+        take_event(&mut state, &event, &mut skipped)?;
     }
-    state.finish(request)
+    finish_with_skipped(state, request, skipped)
+}
+
+/// More malformed lines than this in one answer is not a glitch but a broken stream.
+const MAX_SKIPPED_LINES: usize = 20;
+
+/// Feeds one event to the decoder. A line that is not valid JSON (or not the expected shape) is
+/// skipped and remembered, so one glitch does not cost a whole request; the answer must still
+/// complete properly, or [`finish_with_skipped`] fails it and the request is retried.
+fn take_event<S: StreamDecoder>(
+    state: &mut S,
+    event: &SseEvent,
+    skipped: &mut Vec<String>,
+) -> Result<(), ModelError> {
+    match state.on_event(event) {
+        Err(ModelError::MalformedStream { detail }) if skipped.len() < MAX_SKIPPED_LINES => {
+            skipped.push(detail);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// The decoder's answer with the skipped lines attached, or its error naming how many lines
+/// were skipped on the way.
+fn finish_with_skipped<S: StreamDecoder>(
+    state: S,
+    request: &ModelRequest,
+    skipped: Vec<String>,
+) -> Result<Decoded, ModelError> {
+    match state.finish(request) {
+        Ok(mut decoded) => {
+            decoded.response.skipped_lines = skipped;
+            Ok(decoded)
+        }
+        Err(ModelError::MalformedStream { detail }) if !skipped.is_empty() => {
+            Err(ModelError::MalformedStream {
+                detail: format!(
+                    "{detail} (after skipping {} malformed line(s), the first: {})",
+                    skipped.len(),
+                    skipped[0]
+                ),
+            })
+        }
+        Err(error) => Err(error),
+    }
 }

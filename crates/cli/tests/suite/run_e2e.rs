@@ -406,3 +406,24 @@ fn a_run_with_no_changes_leaves_no_branch_and_reruns_never_collide() {
         .count();
     assert_eq!(worktrees, 0);
 }
+
+#[test]
+fn a_malformed_line_in_a_complete_stream_is_skipped_and_recorded() {
+    let finish_call = json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1",
+        "type": "function", "function": {"name": "finish", "arguments": "{\"summary\":\"done despite a glitch\"}"}}]},
+        "finish_reason": "tool_calls"}]});
+    let stream = format!("data: {{not json at all\n\ndata: {finish_call}\n\ndata: [DONE]\n\n");
+    let world = python_world().with_script(vec![ScriptedReply::RawSse(stream)]);
+    let run = world.run(&[], "Say done");
+    assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr);
+    assert!(run.events_of("model_retry").is_empty());
+    let notices = run.events_of("notice");
+    assert!(
+        notices.iter().any(|n| n["message"]
+            .as_str()
+            .unwrap()
+            .contains("skipped a malformed line")),
+        "{notices:?}"
+    );
+    assert_eq!(run.result()["summary"], "done despite a glitch");
+}

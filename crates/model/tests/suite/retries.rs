@@ -173,3 +173,35 @@ async fn an_exhausted_script_surfaces_its_message() {
     );
     assert_eq!(notes.len(), 1);
 }
+
+#[tokio::test]
+async fn a_malformed_line_in_an_otherwise_complete_stream_is_skipped_and_reported() {
+    let stream = [
+        sse_data(&json!({"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": null}]})),
+        "data: this line is not json\n\n".to_owned(),
+        sse_data(&json!({"choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]})),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let server = ScriptedServer::start(vec![ScriptedReply::RawSse(stream)]);
+    let (result, notes) = complete(config_for(&server), &user_request("hi")).await;
+    let response = result.unwrap();
+    assert_eq!(response.message.content, "Hello");
+    assert!(notes.is_empty(), "no retry for one bad line: {notes:?}");
+    assert_eq!(response.skipped_lines.len(), 1);
+    assert!(
+        response.skipped_lines[0].contains("this line is not json"),
+        "{:?}",
+        response.skipped_lines
+    );
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_of_garbage_is_not_accepted_line_by_line() {
+    let garbage = "data: nope\n\n".repeat(50);
+    let server = ScriptedServer::start(vec![ScriptedReply::RawSse(garbage), text("whole answer")]);
+    let (result, notes) = complete(config_for(&server), &user_request("hi")).await;
+    assert_eq!(result.unwrap().message.content, "whole answer");
+    assert_eq!(notes.len(), 1, "the garbage attempt was retried");
+}
