@@ -9,12 +9,16 @@ use nightshift_testkit::ScriptedReply;
 const PRICES: (f64, f64, f64) = (3.0, 15.0, 0.3);
 
 fn world(script: Vec<ScriptedReply>, kind: &str) -> World {
+    world_with(script, kind, "")
+}
+
+fn world_with(script: Vec<ScriptedReply>, kind: &str, extra: &str) -> World {
     let world = World::new(&[("a.txt", "a\n")]).with_script(script);
     std::fs::create_dir_all(world.home()).unwrap();
     let config = format!(
         "[profiles.work]\nkind = \"{kind}\"\nbase_url = \"{}\"\nmodel = \"work-model\"\n\
          prices = {{ input = {}, output = {}, cached_input = {} }}\n\
-         headers = {{ \"X-Team\" = \"nightshift\" }}\n",
+         headers = {{ \"X-Team\" = \"nightshift\" }}\n{extra}",
         world.server().base_url(),
         PRICES.0,
         PRICES.1,
@@ -196,4 +200,61 @@ fn a_profile_that_does_not_exist_or_a_kind_that_is_unknown_is_refused() {
         "{}",
         odd.stderr
     );
+}
+
+#[test]
+fn a_task_runs_end_to_end_against_a_local_server_without_native_tool_calls() {
+    // Such a server answers in text; the calls are written Hermes-style or as fenced JSON.
+    let write = r#"I will write the file.
+<tool_call>{"name": "write_file", "arguments": {"path": "b.txt", "content": "b\n"}}</tool_call>"#;
+    let done =
+        "Done.\n```json\n{\"name\": \"finish\", \"arguments\": {\"summary\": \"wrote b\"}}\n```";
+    let world = world_with(
+        vec![
+            ScriptedReply::Text(write.into()),
+            ScriptedReply::Text(done.into()),
+        ],
+        "chat",
+        "text_tool_calls = true\n",
+    );
+    let run = run_profile(&world, &["--check", "test -f b.txt"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(run.result()["summary"], "wrote b");
+    let requests = world.server().requests();
+    assert!(
+        requests[0].get("tools").is_none(),
+        "no native tools are sent"
+    );
+    let system = requests[0]["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("write_file"),
+        "the tools are described in the prompt"
+    );
+}
+
+#[test]
+fn rate_limits_are_waited_out_with_every_wire_format() {
+    for kind in ["responses", "anthropic"] {
+        let world = world(
+            vec![
+                nightshift_testkit::rate_limited(1),
+                tool("write_file", json!({"path": "b.txt", "content": "b\n"})),
+                finish("wrote b"),
+            ],
+            kind,
+        );
+        let started = std::time::Instant::now();
+        let run = run_profile(&world, &[]);
+        assert_eq!(run.code(), 0, "{kind}: {}", run.stderr);
+        let retries = run.events_of("model_retry");
+        assert_eq!(retries.len(), 1, "{kind}");
+        assert_eq!(
+            retries[0]["wait_ms"], 1000,
+            "{kind}: Retry-After is honoured"
+        );
+        assert!(
+            started.elapsed() >= std::time::Duration::from_secs(1),
+            "{kind}"
+        );
+    }
 }
