@@ -329,17 +329,8 @@ impl StreamDecoder for AnthropicStream {
         if data.is_empty() {
             return Ok(());
         }
-        let value: Value = serde_json::from_str(data).map_err(|e| ModelError::MalformedStream {
-            detail: format!(
-                "a data line is not JSON ({e}): {}",
-                snippet(data.as_bytes())
-            ),
-        })?;
-        let kind = value["type"]
-            .as_str()
-            .or(event.event.as_deref())
-            .unwrap_or_default()
-            .to_owned();
+        let value = wire::data_json(data)?;
+        let kind = wire::event_type(&value, event);
         match kind.as_str() {
             "message_start" => self.on_usage(&value["message"]["usage"]),
             "content_block_start" => {

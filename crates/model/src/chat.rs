@@ -352,12 +352,7 @@ impl StreamState {
         if data.is_empty() {
             return Ok(());
         }
-        let value: Value = serde_json::from_str(data).map_err(|e| ModelError::MalformedStream {
-            detail: format!(
-                "a data line is not JSON ({e}): {}",
-                snippet(data.as_bytes())
-            ),
-        })?;
+        let value = wire::data_json(data)?;
         if let Some(error) = value.get("error").filter(|error| !error.is_null()) {
             return Err(ModelError::Provider {
                 message: error_message(error),

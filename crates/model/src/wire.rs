@@ -103,3 +103,23 @@ pub(crate) fn usage_or_estimate(
         cached_tokens: cached.unwrap_or(0),
     }
 }
+
+/// An SSE data line as JSON; a line that is not JSON is a malformed stream (the transport may
+/// skip it and record it).
+pub(crate) fn data_json(data: &str) -> Result<serde_json::Value, crate::ModelError> {
+    serde_json::from_str(data).map_err(|e| crate::ModelError::MalformedStream {
+        detail: format!(
+            "a data line is not JSON ({e}): {}",
+            snippet(data.as_bytes())
+        ),
+    })
+}
+
+/// An event's type: the JSON's `type` field, else the SSE `event:` name.
+pub(crate) fn event_type(value: &serde_json::Value, event: &crate::sse::SseEvent) -> String {
+    value["type"]
+        .as_str()
+        .or(event.event.as_deref())
+        .unwrap_or_default()
+        .to_owned()
+}
