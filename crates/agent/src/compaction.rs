@@ -20,7 +20,6 @@
 
 use nightshift_model::ModelRequest;
 use nightshift_protocol::{Message, Role};
-use sha2::{Digest, Sha256};
 
 use crate::context::estimate;
 
@@ -56,8 +55,7 @@ pub(crate) fn summary_max_bytes(room: u64) -> usize {
 
 /// Hex SHA-256 of [`COMPACTION_TEMPLATE`].
 pub fn compaction_template_hash() -> String {
-    let digest = Sha256::digest(COMPACTION_TEMPLATE.as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::prompt::sha256_hex(COMPACTION_TEMPLATE)
 }
 
 /// Where to split `messages` so the conversation fits in `room` tokens: `messages[2..split]`

@@ -103,10 +103,7 @@ pub fn fit(messages: &mut Vec<Message>, limit: u64) -> Option<Trimmed> {
 }
 
 fn shorten(content: &str) -> String {
-    let mut end = TRIMMED_KEEP_BYTES.min(content.len());
-    while !content.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = content.floor_char_boundary(TRIMMED_KEEP_BYTES);
     format!(
         "{}\n[... {} bytes trimmed from this old output to save context]",
         &content[..end],

@@ -83,7 +83,6 @@ pub struct AgentSetup {
     pub tool_specs: Vec<ToolSpec>,
     /// The provider's prices, for cost accounting and the cost budget.
     pub prices: Option<Prices>,
-    pub workspace: WorkspaceReceiver,
 }
 
 /// Instructions to a running agent.
@@ -135,14 +134,15 @@ impl AgentHandle {
     }
 }
 
-/// Starts the agent on the current tokio runtime.
-pub fn spawn(setup: AgentSetup) -> AgentHandle {
+/// Starts the agent on the current tokio runtime. It sends its first model request at once and
+/// waits for `workspace` only before acting on an answer.
+pub fn spawn(setup: AgentSetup, workspace: WorkspaceReceiver) -> AgentHandle {
     let (ops_tx, ops_rx) = mpsc::unbounded_channel();
     // Unbounded so that retry notes can be sent from the model client's synchronous callback
     // the moment they happen. The backlog stays small: the agent produces a few events per
     // step, each step waits on the model or a tool, and the caller drains them as they come.
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    tokio::spawn(run::run(setup, ops_rx, events_tx));
+    tokio::spawn(run::run(setup, workspace, ops_rx, events_tx));
     AgentHandle {
         ops: ops_tx,
         events: events_rx,

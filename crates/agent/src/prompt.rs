@@ -9,8 +9,15 @@ pub const SYSTEM_TEMPLATE: &str = include_str!("../prompts/system.md");
 
 /// Hex SHA-256 of [`SYSTEM_TEMPLATE`].
 pub fn template_hash() -> String {
-    let digest = Sha256::digest(SYSTEM_TEMPLATE.as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    sha256_hex(SYSTEM_TEMPLATE)
+}
+
+/// Hex SHA-256 of a prompt template, as recorded with the requests built from it.
+pub(crate) fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// What the system prompt is built from.
@@ -73,14 +80,7 @@ pub fn render_goal(goal: &str) -> String {
 }
 
 fn truncate_on_char_boundary(text: &str, max_bytes: usize) -> &str {
-    if text.len() <= max_bytes {
-        return text;
-    }
-    let mut end = max_bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    &text[..text.floor_char_boundary(max_bytes)]
 }
 
 /// A compact map of the repository within roughly `token_budget` tokens (4 bytes a token).

@@ -76,13 +76,12 @@ struct Loop {
 }
 
 pub(crate) async fn run(
-    mut setup: AgentSetup,
+    setup: AgentSetup,
+    workspace: WorkspaceReceiver,
     ops: mpsc::UnboundedReceiver<Op>,
     events: mpsc::UnboundedSender<AgentEvent>,
 ) {
-    // Swap the receiver out of the setup so the loop owns its state separately.
-    let (_, placeholder) = tokio::sync::oneshot::channel();
-    let workspace = WorkspaceState::Pending(std::mem::replace(&mut setup.workspace, placeholder));
+    let workspace = WorkspaceState::Pending(workspace);
     let system = prompt::render_system_prompt(&PromptContext {
         checks: setup.checks.clone(),
         instructions: setup.instructions.clone(),

@@ -68,23 +68,9 @@ impl Dirs {
         nightshift_store::open(&location).with_context(|| {
             format!(
                 "could not open the task database {}",
-                redact_password(&location)
+                nightshift_store::hide_password(&location)
             )
         })
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
-pub fn redact_password(location: &str) -> String {
-    let Some((scheme, rest)) = location.split_once("://") else {
-        return location.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => location.to_owned(),
-        },
-        None => location.to_owned(),
     }
 }
 

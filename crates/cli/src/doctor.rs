@@ -1,15 +1,11 @@
-//! `nightshift doctor` (what this machine supports) and `nightshift sandbox -- CMD` (one
-//! command under the task policy, for debugging).
+//! `nightshift doctor`: what this machine supports for isolation, and what Nightshift will use.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use nightshift_sandbox::{Limits, NetworkPolicy, Sandbox};
-
-use crate::args::{ModelArgs, SandboxArgs};
-use crate::config::{self, Dirs, FileConfig};
+use crate::args::ModelArgs;
+use crate::config::{Dirs, FileConfig};
 
 pub fn doctor() -> anyhow::Result<ExitCode> {
     let probe = nightshift_sandbox::probe(std::env::var_os("PATH"));
@@ -83,99 +79,4 @@ pub fn doctor() -> anyhow::Result<ExitCode> {
     // A closed stdout (e.g. piped into `head`) is not worth a panic.
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     Ok(code)
-}
-
-pub async fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
-    let dirs = Dirs::from_env()?;
-    let file = FileConfig::load(&dirs.config_file)?;
-    let mode = config::sandbox_mode(&file, args.sandbox, &dirs.config_file)?;
-    let mut sandbox = Sandbox::new(&args.dir, mode)?;
-    if !args.allow_domains.is_empty() {
-        let policy = NetworkPolicy {
-            allow_domains: args.allow_domains.clone(),
-            bridge: crate::run::network_bridge()?,
-        };
-        policy.validate()?;
-        sandbox = sandbox.with_network(policy);
-    }
-    let command = shell_join(&args.command);
-    let limits = Limits {
-        timeout: args.timeout,
-        ..Limits::default()
-    };
-    let output = sandbox
-        .run(&command, &limits)
-        .await
-        .with_context(|| format!("could not run `{command}` in the sandbox"))?;
-    let _ = std::io::stdout().lock().write_all(output.output.as_bytes());
-    for request in sandbox.network_log() {
-        let verdict = if request.allowed { "allowed" } else { "DENIED" };
-        eprintln!(
-            "nightshift sandbox: network {} {}:{} {verdict}{}",
-            request.method,
-            request.host,
-            request.port,
-            request
-                .reason
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        );
-    }
-    let report = output.report("debug", &command, mode);
-    eprintln!(
-        "nightshift sandbox: {} in {} ms, {} bytes of output{}{} (sandbox {})",
-        match (report.exit_code, report.signal) {
-            (Some(code), _) => format!("exit {code}"),
-            (None, Some(signal)) => format!("signal {signal}"),
-            (None, None) => "ended".to_owned(),
-        },
-        report.duration_ms,
-        report.output_bytes,
-        if report.output_truncated {
-            " (truncated)"
-        } else {
-            ""
-        },
-        report
-            .limit
-            .as_deref()
-            .map(|l| format!(", stopped by {l}"))
-            .unwrap_or_default(),
-        report.sandbox,
-    );
-    let code = match output.exit_code {
-        Some(code) => u8::try_from(code).unwrap_or(1),
-        None => 128u8.saturating_add(output.signal.unwrap_or(0).clamp(0, 127) as u8),
-    };
-    Ok(ExitCode::from(code))
-}
-
-/// Quotes each argument for `sh -c`, so `nightshift sandbox -- ls "a b"` means what it says.
-fn shell_join(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|word| {
-            let plain = !word.is_empty()
-                && word
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-            if plain {
-                word.clone()
-            } else {
-                format!("'{}'", word.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shell_join;
-
-    #[test]
-    fn arguments_are_quoted_for_the_shell() {
-        let words: Vec<String> = ["echo", "a b", "it's", "$HOME"].map(String::from).to_vec();
-        assert_eq!(shell_join(&words), r#"echo 'a b' 'it'\''s' '$HOME'"#);
-    }
 }

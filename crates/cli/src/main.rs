@@ -13,6 +13,7 @@ mod models;
 mod provider;
 mod render;
 mod run;
+mod sandbox_cmd;
 mod show;
 
 use std::process::ExitCode;
@@ -46,7 +47,7 @@ async fn dispatch(cli: args::Cli) -> anyhow::Result<ExitCode> {
         args::Command::Logs(logs) => show::logs(logs),
         args::Command::Doctor => doctor::doctor(),
         args::Command::Models(command) => models::models(command).await,
-        args::Command::Sandbox(sandbox) => doctor::sandbox(sandbox).await,
+        args::Command::Sandbox(sandbox) => sandbox_cmd::sandbox(sandbox).await,
         args::Command::SandboxBridge { listen, socket } => {
             nightshift_sandbox::run_bridge(listen, &socket)
                 .map_err(|e| anyhow::anyhow!("the network bridge failed: {e}"))?;

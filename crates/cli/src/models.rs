@@ -12,6 +12,7 @@ use nightshift_protocol::{Message, ToolSpec};
 use crate::args::{ModelArgs, ModelsCommand};
 use crate::config::{Dirs, FileConfig};
 use crate::provider::{self, ModelSettings};
+use crate::render::one_line;
 
 pub async fn models(command: ModelsCommand) -> anyhow::Result<ExitCode> {
     let dirs = Dirs::from_env()?;
@@ -114,7 +115,7 @@ async fn check(settings: &ModelSettings) -> anyhow::Result<ExitCode> {
                 started.elapsed().as_millis(),
                 response.usage.input_tokens,
                 response.usage.output_tokens,
-                first_words(&response.message.content)
+                one_line(&response.message.content, 60)
             ),
             Err(error) => {
                 all_ok = false;
@@ -158,7 +159,7 @@ async fn check(settings: &ModelSettings) -> anyhow::Result<ExitCode> {
                 format!(
                     "✗ {:<26} answered with text instead: {:?}\n    hint: if this server has no native tool calling, set text_tool_calls = true in the profile",
                     "tool calling",
-                    first_words(&response.message.content)
+                    one_line(&response.message.content, 60)
                 )
             }
         },
@@ -178,9 +179,4 @@ async fn check(settings: &ModelSettings) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-fn first_words(text: &str) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    flat.chars().take(60).collect()
 }

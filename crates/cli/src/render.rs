@@ -40,18 +40,18 @@ fn progress_line(event: &Event) -> Option<String> {
         EventKind::ModelResponse { tool_calls, .. } if !tool_calls.is_empty() => return None,
         EventKind::ModelRequest { .. } | EventKind::StateChanged { .. } => return None,
         EventKind::TaskFinished { .. } => return None,
-        _ => event_body(event),
+        _ => event_body(&event.kind),
     })
 }
 
 /// One human-readable line for any event, with its time and sequence number (for `logs`).
 pub fn event_line(event: &Event) -> String {
-    format!("{} {:>4} {}", event.ts, event.seq, event_body(event))
+    format!("{} {:>4} {}", event.ts, event.seq, event_body(&event.kind))
 }
 
 /// What an event says, without its time and sequence number.
-fn event_body(event: &Event) -> String {
-    match &event.kind {
+pub fn event_body(kind: &EventKind) -> String {
+    match kind {
         EventKind::TaskCreated { spec } => {
             format!(
                 "task created: {:?} on {}",
@@ -331,7 +331,8 @@ fn seconds(millis: u64) -> String {
     }
 }
 
-fn one_line(text: &str, max_chars: usize) -> String {
+/// `text` on one line, whitespace collapsed, cut at `max_chars` with an ellipsis.
+pub fn one_line(text: &str, max_chars: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= max_chars {
         flat

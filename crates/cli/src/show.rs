@@ -8,7 +8,7 @@ use nightshift_protocol::TaskId;
 use nightshift_store::{Store, TaskRecord};
 
 use crate::args::{LogsArgs, ShowArgs};
-use crate::config::{self, Dirs};
+use crate::config::Dirs;
 use crate::render;
 
 fn open(task_id: &str) -> anyhow::Result<(Box<dyn Store>, TaskRecord)> {
@@ -31,7 +31,7 @@ fn open(task_id: &str) -> anyhow::Result<(Box<dyn Store>, TaskRecord)> {
         bail!(
             "there is no task {id} in {}\nhint: check the id; tasks are kept per data directory \
              (NIGHTSHIFT_HOME) or database (NIGHTSHIFT_DATABASE_URL)",
-            config::redact_password(&location)
+            nightshift_store::hide_password(&location)
         );
     };
     Ok((store, record))

@@ -28,7 +28,7 @@ use std::time::Duration;
 use nightshift_protocol::{Event, EventKind, TaskId, TaskSpec, TaskStatus};
 
 pub use error::StoreError;
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, hide_password};
 pub use record::TaskRecord;
 pub use sqlite::SqliteStore;
 

@@ -532,8 +532,9 @@ fn raw_task(row: &Row) -> RawTask {
     }
 }
 
-/// `url` with any password replaced by `***`, so it can appear in messages and logs.
-pub(crate) fn hide_password(url: &str) -> String {
+/// `url` with any password replaced by `***`, so it can appear in messages and logs. Anything
+/// that is not a URL (a SQLite path) comes back unchanged.
+pub fn hide_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };

@@ -343,19 +343,21 @@ async fn drive(
     let mut preparing = Some(tokio::task::spawn_blocking(move || prepare(job)));
     let (workspace_tx, workspace_rx) = oneshot::channel();
     let mut workspace_tx = Some(workspace_tx);
-    let mut agent = nightshift_agent::spawn(AgentSetup {
-        goal: valid.spec.goal.clone(),
-        checks: valid.spec.checks.clone(),
-        budget: valid.spec.budget.clone(),
-        max_verify_rounds: valid.spec.max_verify_rounds,
-        context_window: config.context_window,
-        instructions,
-        files,
-        model,
-        tool_specs: nightshift_agent::tool_specs(config.shell_timeout),
-        prices: config.prices,
-        workspace: workspace_rx,
-    });
+    let mut agent = nightshift_agent::spawn(
+        AgentSetup {
+            goal: valid.spec.goal.clone(),
+            checks: valid.spec.checks.clone(),
+            budget: valid.spec.budget.clone(),
+            max_verify_rounds: valid.spec.max_verify_rounds,
+            context_window: config.context_window,
+            instructions,
+            files,
+            model,
+            tool_specs: nightshift_agent::tool_specs(config.shell_timeout),
+            prices: config.prices,
+        },
+        workspace_rx,
+    );
     let mut worktree = None;
     // Kept to drain the network proxy's log into events after each command.
     let mut sandbox: Option<Sandbox> = None;
