@@ -165,6 +165,14 @@ pub async fn run_task(
             &outcome,
             &mut result,
         )?;
+        if !committed_or_clean {
+            // Whatever the agent achieved, the hand-back failed: the task must not look done.
+            result.status = TaskStatus::Error;
+            result.reason = Some(format!(
+                "could not commit the work; it is kept in the worktree at {}",
+                worktree.path().display()
+            ));
+        }
         // A worktree holding work that could not be committed is kept: nothing is lost.
         if committed_or_clean && let Err(error) = valid.repo.remove_worktree(worktree.path()) {
             recorder.record(EventKind::Notice {

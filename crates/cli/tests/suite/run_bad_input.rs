@@ -134,3 +134,25 @@ fn nothing_is_created_for_a_refused_spec() {
     assert_eq!(world.git(&["branch", "--list", "nightshift/*"]), "");
     assert!(world.server().requests().is_empty());
 }
+
+#[test]
+fn a_context_window_too_small_to_hold_the_instructions() {
+    let world = world();
+    assert_refused(
+        &world.run(&["--context-window", "100"], "Do something"),
+        "too small",
+    );
+}
+
+#[test]
+fn zero_timeouts_in_the_config_file() {
+    let world = world();
+    std::fs::create_dir_all(world.home()).unwrap();
+    std::fs::write(
+        world.home().join("config.toml"),
+        "[sandbox]\ncheck_timeout = \"0s\"\n",
+    )
+    .unwrap();
+    let run = world.run(&[], "Do something");
+    assert_refused(&run, "check_timeout must be longer than zero");
+}

@@ -427,3 +427,80 @@ fn a_malformed_line_in_a_complete_stream_is_skipped_and_recorded() {
     );
     assert_eq!(run.result()["summary"], "done despite a glitch");
 }
+
+#[test]
+fn work_that_cannot_be_committed_ends_in_error_and_the_worktree_is_kept() {
+    // An embedded repository without commits makes `git add -A` fail.
+    let world = python_world().with_script(vec![
+        tool(
+            "shell",
+            json!({"command": "git init -q sub && echo x > sub/f && echo kept > keep.txt"}),
+        ),
+        finish("Made a nested repository."),
+    ]);
+    let run = world.run(&[], "Nest a repository");
+    assert_eq!(run.code(), 5, "stderr:\n{}", run.stderr);
+    let result = run.result();
+    assert_eq!(result["status"], "error", "{result}");
+    let reason = result["reason"].as_str().unwrap();
+    assert!(reason.contains("could not commit"), "{reason}");
+    let worktree = world
+        .home()
+        .join("worktrees")
+        .join(result["task_id"].as_str().unwrap());
+    assert!(reason.contains(worktree.to_str().unwrap()), "{reason}");
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("keep.txt")).unwrap(),
+        "kept\n"
+    );
+}
+
+#[test]
+fn the_final_state_change_starts_from_verifying_after_the_checks() {
+    let world = python_world().with_script(vec![
+        tool(
+            "edit_file",
+            json!({"path": "lib.py", "old_string": "a - b", "new_string": "a + b"}),
+        ),
+        finish("fixed"),
+    ]);
+    let run = world.run(&["--check", "python3 test_lib.py"], "Fix add");
+    assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr);
+    let last = run.events_of("state_changed").pop().unwrap();
+    assert_eq!(last["from"], "verifying", "{last}");
+    assert_eq!(last["to"], "succeeded", "{last}");
+}
+
+#[test]
+fn an_answer_cut_off_at_the_output_limit_is_not_taken_as_done() {
+    let cut = json!({"choices": [{"index": 0, "delta": {"content": "I will now fix the"},
+        "finish_reason": "length"}]});
+    let world = python_world().with_script(vec![
+        ScriptedReply::RawSse(format!("data: {cut}\n\ndata: [DONE]\n\n")),
+        tool(
+            "edit_file",
+            json!({"path": "lib.py", "old_string": "a - b", "new_string": "a + b"}),
+        ),
+        finish("fixed"),
+    ]);
+    let run = world.run(&["--check", "python3 test_lib.py"], "Fix add");
+    assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr);
+    let result = run.result();
+    assert_eq!(result["steps"], 3);
+    assert_eq!(
+        result["verify_rounds"], 1,
+        "the cut-off answer did not trigger the checks"
+    );
+    let second = &world.server().requests()[1];
+    let last = second["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["role"], "user");
+    assert!(
+        last["content"].as_str().unwrap().contains("cut off"),
+        "{last}"
+    );
+}

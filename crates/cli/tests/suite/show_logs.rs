@@ -59,3 +59,40 @@ fn show_refuses_unknown_and_malformed_ids() {
     assert_eq!(junk.code(), 2);
     assert!(junk.stderr.contains("is not a task id"), "{}", junk.stderr);
 }
+
+/// Runs `command` with stdout a pipe whose reading end is already closed (as `| head` leaves it).
+fn with_closed_stdout(mut command: std::process::Command) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    command.stdout(writer).stderr(std::process::Stdio::piped());
+    command.output().unwrap()
+}
+
+#[test]
+fn a_closed_stdout_never_turns_into_a_panic() {
+    let world = World::new(&[("a.txt", "a\n")]).with_script(vec![finish("ok")]);
+    let mut run = world.command();
+    run.args(["run", "--json", "--repo"])
+        .arg(&world.repo)
+        .arg("Say ok");
+    let out = with_closed_stdout(run);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the task still finishes: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let id = world.git(&["branch", "--list", "nightshift/*"]);
+    assert!(id.is_empty(), "no changes, no branch");
+    let task = std::fs::read_dir(world.home().join("worktrees")).map_or(0, |d| d.count());
+    assert_eq!(task, 0);
+    for args in [vec!["doctor"], vec!["models", "ls"]] {
+        let mut command = world.command();
+        command.args(&args);
+        let out = with_closed_stdout(command);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
