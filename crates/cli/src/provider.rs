@@ -104,11 +104,15 @@ pub fn model_settings(
     config_path: &Path,
 ) -> anyhow::Result<ModelSettings> {
     // `--model NAME` picks a profile when one has that name; otherwise it is a model name.
-    let named = flags
+    let flag_picks_profile = flags
         .model
         .as_deref()
-        .filter(|name| file.profiles.contains_key(*name))
-        .or(file.model.profile.as_deref());
+        .is_some_and(|name| file.profiles.contains_key(name));
+    let (named, model_flag) = if flag_picks_profile {
+        (flags.model.as_deref(), None)
+    } else {
+        (file.model.profile.as_deref(), flags.model.clone())
+    };
     let (profile, origin) = match named {
         Some(name) => match file.profiles.get(name) {
             Some(profile) => (
@@ -124,10 +128,6 @@ pub fn model_settings(
         },
         None => (&file.model, format!("{} [model]", config_path.display())),
     };
-    let model_flag = flags
-        .model
-        .clone()
-        .filter(|_| named.is_none() || flags.model.as_deref() != named);
     let base_url = flags
         .base_url
         .clone()
