@@ -84,6 +84,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// same task to two workers at once, across threads, processes and machines.
     fn claim_next(&self, worker: &str, lease: Duration) -> Result<Option<TaskRecord>, StoreError>;
 
+    /// Leases this one task to `worker` for `lease` if it is not finished and no live lease
+    /// holds it; `None` otherwise. For acting on a particular queued task (cancelling it)
+    /// without racing the workers.
+    fn claim(
+        &self,
+        id: &TaskId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<TaskRecord>, StoreError>;
+
     /// Extends `worker`'s lease on the task to `lease` from now. `false` when the lease is no
     /// longer `worker`'s (released, or lapsed and claimed by another worker): stop working on
     /// the task. A lapsed lease that nobody claimed in the meantime is still renewed.

@@ -467,6 +467,38 @@ impl Store for PostgresStore {
         })
     }
 
+    fn claim(
+        &self,
+        id: &TaskId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let (id, worker) = (id.clone(), worker.to_owned());
+        self.call(move |client, ctx| {
+            let row = client
+                .query_opt(
+                    &format!(
+                        "UPDATE tasks
+                         SET lease_owner = $2,
+                             lease_expires_at = clock_timestamp() + make_interval(secs => $3)
+                         WHERE id = $1
+                           AND status = ANY($4)
+                           AND (lease_owner IS NULL OR lease_expires_at <= clock_timestamp())
+                         RETURNING {TASK_COLUMNS}"
+                    ),
+                    &[
+                        &id.as_str(),
+                        &worker,
+                        &lease.as_secs_f64(),
+                        &unfinished_statuses(),
+                    ],
+                )
+                .map_err(|e| ctx.err(e))?;
+            row.map(|row| raw_task(&row).decode(&ctx.location))
+                .transpose()
+        })
+    }
+
     fn renew_lease(&self, id: &TaskId, worker: &str, lease: Duration) -> Result<bool, StoreError> {
         let (id, worker) = (id.clone(), worker.to_owned());
         self.call(move |client, ctx| {

@@ -49,9 +49,14 @@ impl SqliteStore {
         let sql = |e| StoreError::sqlite(&path, e);
         conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(sql)?;
         // WAL lets readers (`nightshift logs -f`) follow a task while a worker writes to it.
-        // `synchronous` stays at its default (FULL): an appended event survives a power cut.
         let _mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(sql)?;
+        // In WAL mode NORMAL still makes every committed append survive the process being
+        // killed (kill -9, a crash); only an OS crash or power cut can lose the last few. FULL
+        // flushed the disk on every event: ~4 ms each here, which made the daemon's event
+        // delivery and queue latency disk-bound (docs/BENCHMARKS.md, daemon throughput).
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(sql)?;
@@ -360,6 +365,38 @@ impl Store for SqliteStore {
             .map(Some)
             .map_err(|e| self.sql_error(e))
         })?;
+        raw.map(|raw| raw.decode(&self.path)).transpose()
+    }
+
+    fn claim(
+        &self,
+        id: &TaskId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let unfinished = serde_json::Value::from(unfinished_statuses()).to_string();
+        let now = now_millis();
+        let raw = self
+            .conn()
+            .query_row(
+                &format!(
+                    "UPDATE tasks SET lease_owner = ?2, lease_expires_ms = ?3
+                     WHERE id = ?1
+                       AND status IN (SELECT value FROM json_each(?4))
+                       AND (lease_owner IS NULL OR lease_expires_ms <= ?5)
+                     RETURNING {TASK_COLUMNS}"
+                ),
+                params![
+                    id.as_str(),
+                    worker,
+                    now.saturating_add(millis(lease)),
+                    unfinished,
+                    now
+                ],
+                raw_task,
+            )
+            .optional()
+            .map_err(|e| self.sql_error(e))?;
         raw.map(|raw| raw.decode(&self.path)).transpose()
     }
 

@@ -11,6 +11,7 @@ use super::{id, spec};
 
 contract!(
     claims_hand_out_the_oldest_unleased_unfinished_task_first,
+    claiming_one_task_takes_it_only_when_unleased_and_unfinished,
     concurrent_claims_never_hand_out_a_task_twice,
     an_expired_lease_is_reclaimed_and_the_old_owner_can_no_longer_renew,
     a_renewed_lease_keeps_the_task_from_other_workers,
@@ -192,4 +193,32 @@ fn a_task_inserted_claimed_is_not_handed_to_another_worker(backend: &Backend) {
         err,
         nightshift_store::StoreError::DuplicateTask { .. }
     ));
+}
+
+fn claiming_one_task_takes_it_only_when_unleased_and_unfinished(backend: &Backend) {
+    let store = backend.open();
+    assert_eq!(
+        store.claim(&id(9), "api", LONG).unwrap(),
+        None,
+        "no such task"
+    );
+    for n in 1..=3 {
+        store.insert_task(&id(n), &spec(&format!("g{n}"))).unwrap();
+    }
+    // The second task, not the oldest: claim picks the one asked for.
+    let claimed = store.claim(&id(2), "api", LONG).unwrap().unwrap();
+    assert_eq!(claimed.id, id(2));
+    assert_eq!(store.claim(&id(2), "w1", LONG).unwrap(), None, "leased");
+    assert_eq!(store.claim_next("w1", LONG).unwrap().unwrap().id, id(1));
+    assert_eq!(store.claim_next("w1", LONG).unwrap().unwrap().id, id(3));
+    assert!(store.release(&id(2), "api").unwrap());
+    store
+        .append_event(
+            &id(2),
+            EventKind::TaskFinished {
+                result: result(id(2), TaskStatus::Cancelled),
+            },
+        )
+        .unwrap();
+    assert_eq!(store.claim(&id(2), "api", LONG).unwrap(), None, "finished");
 }
