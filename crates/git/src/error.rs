@@ -37,6 +37,18 @@ pub enum GitError {
     BranchExists { branch: String },
 
     #[error(
+        "branch `{branch}` does not exist\n\
+         hint: list branches with `git branch`; the task's branch may have been deleted"
+    )]
+    UnknownBranch { branch: String },
+
+    #[error(
+        "branch `{branch}` is already checked out in another worktree\n\
+         hint: see `git worktree list`; remove that worktree (git worktree remove PATH) first"
+    )]
+    BranchCheckedOut { branch: String },
+
+    #[error(
         "`{branch}` is not a valid branch name\n\
          hint: see `git help check-ref-format` for what branch names may contain"
     )]
@@ -47,6 +59,24 @@ pub enum GitError {
          hint: remove it, or choose another workspace directory"
     )]
     WorktreePathExists { path: PathBuf },
+
+    #[error(
+        "merging `{branch}` into `{into}` conflicts in: {}\n\
+         hint: nothing was changed (the merge was aborted); merge it by hand with \
+         `git merge {branch}` and resolve the conflicts, or rebase the branch first",
+        files.join(", ")
+    )]
+    MergeConflict {
+        branch: String,
+        into: String,
+        files: Vec<String>,
+    },
+
+    #[error(
+        "the checkout at {path} is not on a branch (detached HEAD), so there is nothing to merge into\n\
+         hint: check out the branch the work should land on (git switch BRANCH), then try again"
+    )]
+    DetachedHead { path: PathBuf },
 
     #[error("a commit message must not be empty")]
     EmptyCommitMessage,

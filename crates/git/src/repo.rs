@@ -1,17 +1,20 @@
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::GitError;
 use crate::exec::{Git, absolute, args, failed};
 use crate::worktree::Worktree;
 
-/// The user's repository, at its top level. Only read: work happens in worktrees.
+/// The user's repository, at its top level. Only read, except by [`Repo::merge`] (which the
+/// user asks for with `nightshift apply`): work happens in worktrees.
 #[derive(Clone, Debug)]
 pub struct Repo {
-    root: PathBuf,
-    git: Git,
+    pub(crate) root: PathBuf,
+    pub(crate) git: Git,
 }
 
 impl Repo {
@@ -131,6 +134,51 @@ impl Repo {
         Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
     }
 
+    /// The unified diff from `base` to `tip` (`git diff base tip`), as text (lossy UTF-8);
+    /// empty when they have the same tree. No external diff or textconv driver runs, and the
+    /// `a/` `b/` prefixes are fixed whatever the user's configuration says, so the text
+    /// applies with `git apply`.
+    pub fn diff(&self, base: &str, tip: &str) -> Result<String, GitError> {
+        let base = self.resolve_commit(base)?;
+        let tip = self.resolve_commit(tip)?;
+        let output = self.git.ok(
+            &self.root,
+            args![
+                "diff",
+                "--no-color",
+                "--no-ext-diff",
+                "--no-textconv",
+                "--src-prefix=a/",
+                "--dst-prefix=b/",
+                base,
+                tip,
+                "--",
+            ],
+            &[],
+        )?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The repository's shared git directory (canonical): the same for a checkout and all its
+    /// linked worktrees, so two paths are one repository exactly when these are equal.
+    pub fn common_dir(&self) -> Result<PathBuf, GitError> {
+        let output = self.git.ok(
+            &self.root,
+            args!["rev-parse", "--path-format=absolute", "--git-common-dir"],
+            &[],
+        )?;
+        let mut dir = output.stdout;
+        while dir.last() == Some(&b'\n') {
+            dir.pop();
+        }
+        let dir = PathBuf::from(OsString::from_vec(dir));
+        dir.canonicalize().map_err(|source| GitError::Io {
+            what: "the repository's git directory is not accessible at",
+            path: dir.clone(),
+            source,
+        })
+    }
+
     /// Whether `refs/heads/<branch>` exists. [`GitError::InvalidBranch`] for names git would
     /// refuse.
     pub fn branch_exists(&self, branch: &str) -> Result<bool, GitError> {
@@ -164,6 +212,8 @@ impl Repo {
         if path.exists() && !is_empty_dir(&path) {
             return Err(GitError::WorktreePathExists { path });
         }
+        let lock = self.worktree_admin_lock();
+        let _turn = lock.lock().unwrap_or_else(|e| e.into_inner());
         self.git.ok(
             &self.root,
             args!["worktree", "add", "--quiet", "-b", branch, path, base],
@@ -172,10 +222,55 @@ impl Repo {
         Worktree::created(path, branch.to_owned(), self.git.clone())
     }
 
+    /// `git worktree add <path> <branch>`: a worktree on an EXISTING branch, to continue a
+    /// task's work where it stopped. [`GitError::UnknownBranch`] when the branch does not
+    /// exist, [`GitError::BranchCheckedOut`] when another worktree has it checked out.
+    pub fn add_worktree_on_branch(&self, path: &Path, branch: &str) -> Result<Worktree, GitError> {
+        if !self.branch_exists(branch)? {
+            return Err(GitError::UnknownBranch {
+                branch: branch.to_owned(),
+            });
+        }
+        let path = absolute(path)?;
+        if path.exists() && !is_empty_dir(&path) {
+            return Err(GitError::WorktreePathExists { path });
+        }
+        // The short name: given `refs/heads/<branch>` git would check out a detached HEAD at
+        // the branch's tip instead of the branch. `branch_exists` vetted the name (no leading
+        // dash) and `--no-guess-remote` keeps git from reaching for a remote-tracking branch.
+        let cmd = args![
+            "worktree",
+            "add",
+            "--quiet",
+            "--no-guess-remote",
+            path,
+            branch
+        ];
+        let lock = self.worktree_admin_lock();
+        let _turn = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let output = self.git.run(&self.root, cmd, &[])?;
+        if !output.status.success() {
+            // Without `--force` git refuses a branch another worktree (or the main checkout)
+            // has checked out, and we never force: two checkouts of one branch corrupt each
+            // other's view of it.
+            if output.stderr.contains("already checked out")
+                || output.stderr.contains("already used by worktree")
+            {
+                return Err(GitError::BranchCheckedOut {
+                    branch: branch.to_owned(),
+                });
+            }
+            return Err(failed(&self.root, cmd, &output));
+        }
+        Worktree::created(path, branch.to_owned(), self.git.clone())
+    }
+
     /// Removes the worktree at `path` (even with uncommitted changes) and prunes stale
     /// worktree records; fine if it is already gone. Its branch is kept.
     pub fn remove_worktree(&self, path: &Path) -> Result<(), GitError> {
         let path = absolute(path)?;
+        let lock = self.worktree_admin_lock();
+        let _turn = lock.lock().unwrap_or_else(|e| e.into_inner());
         if path.exists() {
             // Twice `--force` also removes a locked worktree. git itself refuses to remove the
             // main working tree or a directory that is not one of this repository's worktrees.
@@ -198,6 +293,16 @@ impl Repo {
         // Forgets worktrees whose directory was deleted behind git's back.
         self.git.ok(&self.root, args!["worktree", "prune"], &[])?;
         Ok(())
+    }
+
+    /// git's worktree bookkeeping (`.git/worktrees/`) is not safe against a concurrent `add`,
+    /// `remove` and `prune` in one repository (seen: "could not open .git/worktrees/<id>/
+    /// locked" under 8 tasks at once), so within this process they take turns per repository.
+    fn worktree_admin_lock(&self) -> Arc<Mutex<()>> {
+        static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+        let locks = LOCKS.get_or_init(Mutex::default);
+        let mut locks = locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(self.root.clone()).or_default().clone()
     }
 
     /// Deletes a local branch (even if unmerged); fine if it does not exist. git refuses to

@@ -1,3 +1,4 @@
+mod checkout;
 mod open;
 mod safety;
 mod worktree;
