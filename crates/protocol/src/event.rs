@@ -121,8 +121,16 @@ pub enum EventKind {
         message: String,
         diff_stat: DiffStat,
     },
-    /// The task reached a final status; always the last event of a task.
+    /// The task reached a final status; the last event of a turn (a follow-up starts another).
     TaskFinished { result: TaskResult },
+    /// Someone asked for the task to stop; the worker running it stops it and ends it
+    /// `cancelled`.
+    CancelRequested {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A follow-up instruction: the finished task continues on its branch as a new turn.
+    FollowUp { message: String },
 }
 
 /// Accounting for one sandboxed command.

@@ -42,6 +42,10 @@ pub struct ScriptedServer {
 
 struct Shared {
     state: Mutex<ScriptState>,
+    /// When set, each request is answered with the entry whose index is the number of
+    /// assistant messages already in its conversation, so many concurrent conversations can
+    /// follow one script each, whatever order their requests arrive in.
+    per_conversation: Option<Vec<ScriptedReply>>,
     /// Numbers tool-call ids across the whole conversation, so they are unique.
     call_ids: AtomicU64,
 }
@@ -69,6 +73,20 @@ impl ScriptedServer {
     /// Binds 127.0.0.1:0 on a background thread with its own tokio runtime, so it can be used
     /// from sync tests and async tests alike.
     pub fn start(script: Vec<ScriptedReply>) -> ScriptedServer {
+        Self::start_with(script, None)
+    }
+
+    /// A server that answers every conversation from the same script: request `n` of a
+    /// conversation (counted by its assistant messages) gets `script[n]`. For many tasks at
+    /// once (the daemon's tests and benchmark); Chat Completions format only.
+    pub fn start_per_conversation(script: Vec<ScriptedReply>) -> ScriptedServer {
+        Self::start_with(Vec::new(), Some(script))
+    }
+
+    fn start_with(
+        script: Vec<ScriptedReply>,
+        per_conversation: Option<Vec<ScriptedReply>>,
+    ) -> ScriptedServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap_or_else(|e| panic!("scripted server: cannot bind 127.0.0.1:0: {e}"));
         listener.set_nonblocking(true).unwrap_or_else(|e| {
@@ -87,6 +105,7 @@ impl ScriptedServer {
                 served: 0,
             }),
             call_ids: AtomicU64::new(0),
+            per_conversation,
         });
         let (shutdown, stop) = oneshot::channel::<()>();
         let app = Router::new()
@@ -242,7 +261,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         });
         let index = state.timings.len() - 1;
         state.headers.push(headers);
-        let next = state.script.pop_front();
+        let next = match &shared.per_conversation {
+            Some(script) => script.get(assistant_turns(&state.requests[index])).cloned(),
+            None => state.script.pop_front(),
+        };
         if next.is_some() {
             state.served += 1;
         }
@@ -318,4 +340,11 @@ impl http_body::Body for ChannelBody {
             .poll_recv(cx)
             .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
     }
+}
+
+/// How many answers the model already gave in this Chat Completions conversation.
+fn assistant_turns(request: &Value) -> usize {
+    request["messages"].as_array().map_or(0, |messages| {
+        messages.iter().filter(|m| m["role"] == "assistant").count()
+    })
 }

@@ -11,6 +11,12 @@ mod spec;
 mod task;
 
 pub use spec::{SpecError, ValidSpec, validate};
-pub use task::{WorkerConfig, WorkerError, new_task_id, run_task, unrecorded_failure};
+pub use task::{WorkerConfig, WorkerError, new_task_id, run_claimed, run_task, unrecorded_failure};
 
+pub use nightshift_agent::ModelClient;
 pub use nightshift_protocol::{Event, TaskResult};
+
+/// The unified diff of `tip` against `base` in the repository at `repo`.
+pub fn diff(repo: &str, base: &str, tip: &str) -> Result<String, nightshift_git::GitError> {
+    nightshift_git::Repo::open(std::path::Path::new(repo))?.diff(base, tip)
+}

@@ -11,7 +11,7 @@ use nightshift_agent::{AgentEvent, AgentOutcome, AgentSetup, ModelClient, Op, To
 use nightshift_git::{Author, GitError, Repo, Worktree};
 use nightshift_protocol::{Event, EventKind, TaskId, TaskResult, TaskStatus, Usage};
 use nightshift_sandbox::{Limits, NetworkPolicy, Sandbox, SandboxMode};
-use nightshift_store::{Store, StoreError};
+use nightshift_store::{Store, StoreError, TaskRecord};
 use tokio::sync::oneshot;
 
 use crate::checks::SandboxChecks;
@@ -92,6 +92,14 @@ struct Recorder<'a> {
     on_event: &'a mut (dyn FnMut(&Event) + Send),
     /// The status the last recorded state change moved to, so the final one starts from it.
     status: TaskStatus,
+    /// A lease this run renews itself as it records (`nightshift run`); the daemon's workers
+    /// renew theirs with a heartbeat instead.
+    lease: Option<SelfRenewedLease>,
+}
+
+struct SelfRenewedLease {
+    worker: String,
+    renewed: Instant,
 }
 
 impl Recorder<'_> {
@@ -101,8 +109,31 @@ impl Recorder<'_> {
         }
         let event = self.store.append_event(&self.task_id, kind)?;
         (self.on_event)(&event);
+        if let Some(lease) = &mut self.lease
+            && lease.renewed.elapsed() > RUN_LEASE / 4
+        {
+            self.store
+                .renew_lease(&self.task_id, &lease.worker, RUN_LEASE)?;
+            lease.renewed = Instant::now();
+        }
         Ok(())
     }
+}
+
+/// How long a `nightshift run` task is leased for: long enough that a quiet stretch (a slow
+/// command) does not let it lapse, short enough that a daemon sharing the store resumes a
+/// task whose `nightshift run` process died within the hour.
+const RUN_LEASE: Duration = Duration::from_secs(30 * 60);
+
+/// What one turn of a task starts from and asks.
+struct Turn {
+    /// The commit the worktree is checked out at: the base commit, or the branch's tip for a
+    /// follow-up.
+    start_commit: String,
+    /// What the agent is asked this turn.
+    goal: String,
+    /// A follow-up continues on the task's existing branch.
+    follow_up: bool,
 }
 
 /// Runs one task to a final status. `cancel` resolving asks the task to stop.
@@ -119,25 +150,197 @@ pub async fn run_task(
     cancel: impl Future<Output = ()> + Send,
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Result<TaskResult, WorkerError> {
-    let started = Instant::now();
-    store.insert_task(&task_id, &valid.spec)?;
+    // Leased from birth, so a daemon sharing the store never claims a task this process runs.
+    let worker = format!("run-{}-{}", std::process::id(), task_id);
+    store.insert_claimed_task(&task_id, &valid.spec, &worker, RUN_LEASE)?;
     let mut recorder = Recorder {
         store,
         task_id: task_id.clone(),
         on_event,
         status: TaskStatus::Queued,
+        lease: Some(SelfRenewedLease {
+            worker: worker.clone(),
+            renewed: Instant::now(),
+        }),
     };
     recorder.record(EventKind::TaskCreated {
         spec: valid.spec.clone(),
     })?;
+    let turn = Turn {
+        start_commit: valid.base_commit.clone(),
+        goal: valid.spec.goal.clone(),
+        follow_up: false,
+    };
+    let result = run_turn(&mut recorder, model, &valid, &turn, config, cancel).await;
+    store.release(&task_id, &worker)?;
+    result
+}
+
+/// Runs a task that a worker of the daemon claimed from the queue: a new task, a follow-up
+/// (the task finished and got a `follow_up` event since), or a task resumed after the worker
+/// running it stopped (its lease lapsed). The caller holds the lease and renews it.
+pub async fn run_claimed(
+    store: &dyn Store,
+    model: Arc<dyn ModelClient>,
+    record: &TaskRecord,
+    config: &WorkerConfig,
+    cancel: impl Future<Output = ()> + Send,
+    on_event: &mut (dyn FnMut(&Event) + Send),
+) -> Result<TaskResult, WorkerError> {
+    let task_id = record.id.clone();
+    let mut recorder = Recorder {
+        store,
+        task_id: task_id.clone(),
+        on_event,
+        status: record.status,
+        lease: None,
+    };
+    let events = store.events(&task_id, 0)?;
+    let finished_before = events
+        .iter()
+        .rposition(|e| matches!(e.kind, EventKind::TaskFinished { .. }));
+    let follow_up = events
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| finished_before.is_none_or(|f| *i > f))
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::FollowUp { message } => Some(message.clone()),
+            _ => None,
+        })
+        .next_back();
+    let cancelled_while_queued = events
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| finished_before.is_none_or(|f| *i > f))
+        .any(|(_, e)| matches!(e.kind, EventKind::CancelRequested { .. }));
+
+    let path = worktree_path(config, &task_id);
+    let branch = task_id.branch();
+    if matches!(record.status, TaskStatus::Running | TaskStatus::Verifying) {
+        // The worker that ran this turn stopped without finishing it: start the turn again
+        // from where it started, on a clean worktree.
+        recorder.record(EventKind::Notice {
+            message: "the worker running this task stopped before it finished (its lease \
+                      lapsed); starting the turn again"
+                .to_owned(),
+        })?;
+    }
+    let valid = match blocking(|| crate::spec::validate(record.spec.clone())) {
+        Ok(valid) => valid,
+        Err(error) => {
+            let reason = format!("the task can no longer run: {error}");
+            return finish_without_run(&mut recorder, TaskStatus::Error, reason);
+        }
+    };
+    // Leftovers of an interrupted run of this task are ours to clear; its branch too, unless
+    // an earlier turn committed to it.
+    let _ = blocking(|| valid.repo.remove_worktree(&path));
+    if cancelled_while_queued {
+        return finish_without_run(
+            &mut recorder,
+            TaskStatus::Cancelled,
+            "cancelled before it started".to_owned(),
+        );
+    }
+    let turn = match (&follow_up, &record.result) {
+        (Some(message), Some(previous)) => {
+            let tip = match blocking(|| valid.repo.resolve_commit(&branch)) {
+                Ok(tip) => tip,
+                // The first turn changed nothing, so there is no branch yet: start from base.
+                Err(_) => valid.base_commit.clone(),
+            };
+            Turn {
+                start_commit: tip,
+                goal: follow_up_goal(&valid.spec.goal, previous, message),
+                follow_up: true,
+            }
+        }
+        _ => {
+            if let Err(error) = blocking(|| valid.repo.delete_branch(&branch)) {
+                let reason = format!("could not clear the task's old branch {branch}: {error}");
+                return finish_without_run(&mut recorder, TaskStatus::Error, reason);
+            }
+            Turn {
+                start_commit: valid.base_commit.clone(),
+                goal: valid.spec.goal.clone(),
+                follow_up: false,
+            }
+        }
+    };
+    run_turn(&mut recorder, model, &valid, &turn, config, cancel).await
+}
+
+/// Runs git (or other blocking work) without stalling the async threads that deliver other
+/// tasks' events; plain on a current-thread runtime, where that is not possible.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// What the agent is asked on a follow-up turn: the original goal, what the last turn did, and
+/// the new instruction, which wins where they disagree.
+fn follow_up_goal(goal: &str, previous: &TaskResult, message: &str) -> String {
+    let summary = if previous.summary.trim().is_empty() {
+        "(no summary)"
+    } else {
+        previous.summary.trim()
+    };
+    format!(
+        "{goal}\n\n## Previous turn\nThe work so far is on this branch (status: {}). Its \
+         summary:\n{summary}\n\n## Follow-up request\n{message}\n\nDo what the follow-up asks, \
+         building on the work already on the branch.",
+        previous.status
+    )
+}
+
+/// Ends a turn that never started the agent, with a reason.
+fn finish_without_run(
+    recorder: &mut Recorder<'_>,
+    status: TaskStatus,
+    reason: String,
+) -> Result<TaskResult, WorkerError> {
+    let mut result = unrecorded_failure(&recorder.task_id);
+    result.status = status;
+    result.summary = reason.clone();
+    result.reason = Some(reason);
     recorder.record(EventKind::StateChanged {
-        from: Some(TaskStatus::Queued),
+        from: Some(recorder.status),
+        to: status,
+        reason: result.reason.clone(),
+    })?;
+    recorder.record(EventKind::TaskFinished {
+        result: result.clone(),
+    })?;
+    Ok(result)
+}
+
+fn worktree_path(config: &WorkerConfig, task_id: &TaskId) -> PathBuf {
+    config.data_dir.join("worktrees").join(task_id.as_str())
+}
+
+/// One turn: the agent on a fresh worktree, the checks, the hand-back, the final events.
+async fn run_turn(
+    recorder: &mut Recorder<'_>,
+    model: Arc<dyn ModelClient>,
+    valid: &ValidSpec,
+    turn: &Turn,
+    config: &WorkerConfig,
+    cancel: impl Future<Output = ()> + Send,
+) -> Result<TaskResult, WorkerError> {
+    let started = Instant::now();
+    let task_id = recorder.task_id.clone();
+    recorder.record(EventKind::StateChanged {
+        from: Some(recorder.status),
         to: TaskStatus::Running,
         reason: None,
     })?;
 
     let (outcome, worktree, sandbox_mode) =
-        drive(&mut recorder, model, &valid, config, cancel).await?;
+        drive(recorder, model, valid, turn, config, cancel).await?;
     let mut result = TaskResult {
         task_id: task_id.clone(),
         status: outcome.status,
@@ -157,14 +360,8 @@ pub async fn run_task(
     };
     if let Some(worktree) = worktree {
         let branch = task_id.branch();
-        let committed_or_clean = hand_back(
-            &mut recorder,
-            &valid,
-            &worktree,
-            config,
-            &outcome,
-            &mut result,
-        )?;
+        let committed_or_clean =
+            blocking(|| hand_back(recorder, valid, &worktree, config, &outcome, &mut result))?;
         if !committed_or_clean {
             // Whatever the agent achieved, the hand-back failed: the task must not look done.
             result.status = TaskStatus::Error;
@@ -174,14 +371,17 @@ pub async fn run_task(
             ));
         }
         // A worktree holding work that could not be committed is kept: nothing is lost.
-        if committed_or_clean && let Err(error) = valid.repo.remove_worktree(worktree.path()) {
+        if committed_or_clean
+            && let Err(error) = blocking(|| valid.repo.remove_worktree(worktree.path()))
+        {
             recorder.record(EventKind::Notice {
                 message: format!("could not remove the worktree: {error}"),
             })?;
         }
         if committed_or_clean
             && result.commit.is_none()
-            && let Err(error) = valid.repo.delete_branch(&branch)
+            && !turn.follow_up
+            && let Err(error) = blocking(|| valid.repo.delete_branch(&branch))
         {
             // Nothing was committed: leave no empty branch behind.
             recorder.record(EventKind::Notice {
@@ -220,6 +420,8 @@ struct PrepareJob {
     path: PathBuf,
     branch: String,
     base: String,
+    /// Check out the task's existing branch (a follow-up) instead of creating it at `base`.
+    existing_branch: bool,
     config: WorkerConfig,
     checks: Vec<String>,
     allow_domains: Vec<String>,
@@ -232,17 +434,23 @@ fn prepare(job: PrepareJob) -> Prepared {
         path,
         branch,
         base,
+        existing_branch,
         config,
         checks,
         allow_domains,
         env,
     } = job;
-    let worktree = match repo.add_worktree(&path, &branch, &base) {
+    let added = if existing_branch {
+        repo.add_worktree_on_branch(&path, &branch)
+    } else {
+        repo.add_worktree(&path, &branch, &base)
+    };
+    let worktree = match added {
         Ok(worktree) => worktree,
         Err(error) => {
             // git may have created the branch (and part of the worktree) before failing. The
             // branch cannot be anyone else's: add_worktree refuses an existing one up front.
-            if !matches!(error, GitError::BranchExists { .. }) {
+            if !existing_branch && !matches!(error, GitError::BranchExists { .. }) {
                 let _ = repo.remove_worktree(&path);
                 let _ = repo.delete_branch(&branch);
             }
@@ -297,6 +505,7 @@ async fn drive(
     recorder: &mut Recorder<'_>,
     model: Arc<dyn ModelClient>,
     valid: &ValidSpec,
+    turn: &Turn,
     config: &WorkerConfig,
     cancel: impl Future<Output = ()> + Send,
 ) -> Result<(AgentOutcome, Option<Worktree>, Option<SandboxMode>), WorkerError> {
@@ -310,10 +519,10 @@ async fn drive(
         cost_usd: None,
         checks: Vec::new(),
     };
-    // The prompt is built from the base commit's objects, which needs no checkout.
+    // The prompt is built from the start commit's objects, which needs no checkout.
     let (files, instructions) = match (
-        valid.repo.files_at(&valid.base_commit),
-        valid.repo.read_file_at(&valid.base_commit, "AGENTS.md"),
+        valid.repo.files_at(&turn.start_commit),
+        valid.repo.read_file_at(&turn.start_commit, "AGENTS.md"),
     ) {
         (Ok(files), Ok(instructions)) => (files, instructions),
         (Err(error), _) | (_, Err(error)) => {
@@ -325,15 +534,13 @@ async fn drive(
         }
     };
     let branch = recorder.task_id.branch();
-    let path = config
-        .data_dir
-        .join("worktrees")
-        .join(recorder.task_id.as_str());
+    let path = worktree_path(config, &recorder.task_id);
     let job = PrepareJob {
         repo: valid.repo.clone(),
         path: path.clone(),
         branch: branch.clone(),
-        base: valid.base_commit.clone(),
+        base: turn.start_commit.clone(),
+        existing_branch: turn.follow_up,
         config: config.clone(),
         checks: valid.spec.checks.clone(),
         allow_domains: valid.spec.allow_domains.clone(),
@@ -353,7 +560,7 @@ async fn drive(
     let mut workspace_tx = Some(workspace_tx);
     let mut agent = nightshift_agent::spawn(
         AgentSetup {
-            goal: valid.spec.goal.clone(),
+            goal: turn.goal.clone(),
             checks: valid.spec.checks.clone(),
             budget: valid.spec.budget.clone(),
             max_verify_rounds: valid.spec.max_verify_rounds,
@@ -383,7 +590,7 @@ async fn drive(
                 worktree = prepared.worktree;
                 let workspace = match prepared.workspace {
                     Ok((workspace, ready)) => {
-                        record_ready(recorder, &ready, &path, &branch, &valid.base_commit)?;
+                        record_ready(recorder, &ready, &path, &branch, &turn.start_commit)?;
                         sandbox = Some(ready);
                         Ok(workspace)
                     }
@@ -428,7 +635,7 @@ async fn drive(
             // Nobody needs the workspace any more; it is recorded for the trail and dropped.
             match prepared.workspace {
                 Ok((_, ready)) => {
-                    record_ready(recorder, &ready, &path, &branch, &valid.base_commit)?;
+                    record_ready(recorder, &ready, &path, &branch, &turn.start_commit)?;
                     sandbox = Some(ready);
                 }
                 Err(reason) => {
