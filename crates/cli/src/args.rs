@@ -27,9 +27,26 @@ pub enum Command {
     Logs(LogsArgs),
     /// Report what this machine supports for isolation and what Nightshift will use.
     Doctor,
-    /// List the configured model providers, or check what works against one.
+    /// The embedded local model and the configured providers: pull, list, check.
+    #[command(subcommand, alias = "models")]
+    Model(ModelsCommand),
+    /// Run the daemon: the HTTP API and workers that run queued tasks in the background.
+    Serve(ServeArgs),
+    /// Manage API tokens for the daemon.
     #[command(subcommand)]
-    Models(ModelsCommand),
+    Token(TokenCommand),
+    /// Queue a task on the daemon; prints its id and returns at once.
+    Submit(Box<SubmitArgs>),
+    /// List the daemon's tasks, newest first.
+    Ls(LsArgs),
+    /// Print a task's diff against its base commit.
+    Diff(TaskIdArg),
+    /// Bring a finished task's branch into this checkout (refuses to touch uncommitted work).
+    Apply(ApplyArgs),
+    /// Continue a finished task on its branch with a follow-up instruction.
+    Reply(ReplyArgs),
+    /// Stop a queued or running task.
+    Cancel(TaskIdArg),
     /// Run one command under the task sandbox policy, for debugging.
     Sandbox(SandboxArgs),
     /// Inside the sandbox: relay 127.0.0.1 connections to Nightshift's network proxy.
@@ -42,7 +59,12 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// List the default provider and the profiles in the config file.
+    /// Download the embedded model (default: the default model) into the data directory.
+    Pull {
+        /// A model name from the catalog, e.g. qwen2.5-coder-1.5b.
+        name: Option<String>,
+    },
+    /// List installed local models, the default provider and the profiles in the config file.
     Ls,
     /// Send small requests to a provider: reachable, streaming, tool calling.
     Check {
@@ -150,6 +172,8 @@ pub struct ShowArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -159,4 +183,138 @@ pub struct LogsArgs {
     /// Print events as JSONL.
     #[arg(long)]
     pub json: bool,
+    /// Keep printing new events until the task finishes.
+    #[arg(long, short)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on. Binds to loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// How many tasks run at once (default: the number of CPU cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Isolation for commands: bwrap (default) or none.
+    #[arg(long, value_enum)]
+    pub sandbox: Option<SandboxArg>,
+    /// Commit author as "Name <email>" (default: Nightshift <nightshift@localhost>).
+    #[arg(long, value_name = "NAME <EMAIL>")]
+    pub author: Option<String>,
+    /// How long a running task's lease lasts without a heartbeat: after a crash, its task
+    /// resumes this long after.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15s", hide = true)]
+    pub lease: Duration,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once, alone on stdout. Only its hash is kept.
+    Create {
+        /// A label to tell tokens apart.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+}
+
+/// Where the daemon is: flags over NIGHTSHIFT_URL / NIGHTSHIFT_TOKEN over the config file.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ClientArgs {
+    /// The daemon's URL, e.g. http://127.0.0.1:7878 [env: NIGHTSHIFT_URL]
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// What to do, in plain words.
+    #[arg(value_name = "GOAL")]
+    pub goal: String,
+    /// The git repository to work on (a path on the daemon's machine).
+    #[arg(long, default_value = ".", value_name = "PATH")]
+    pub repo: PathBuf,
+    /// The ref the task branch starts from.
+    #[arg(long = "base", value_name = "REF")]
+    pub base_ref: Option<String>,
+    /// A shell command that must exit 0 for the task to succeed (repeatable).
+    #[arg(long = "check", value_name = "COMMAND")]
+    pub checks: Vec<String>,
+    /// Maximum model requests.
+    #[arg(long)]
+    pub max_steps: Option<u32>,
+    /// Maximum tokens (input + output) across all model requests.
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
+    /// Wall-clock limit for the whole task, e.g. 30m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// How many times the checks run before the task is given up as failed.
+    #[arg(long)]
+    pub max_verify_rounds: Option<u32>,
+    /// A label to find the task by (repeatable).
+    #[arg(long = "label", value_name = "LABEL")]
+    pub labels: Vec<String>,
+    /// A host commands may reach through Nightshift's proxy (repeatable).
+    #[arg(long = "allow-domain", value_name = "HOST")]
+    pub allow_domains: Vec<String>,
+    /// Print the created task as JSON instead of its id.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only tasks in these states, e.g. running,queued.
+    #[arg(long, value_delimiter = ',')]
+    pub status: Vec<String>,
+    /// Only tasks of this repository.
+    #[arg(long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    /// Only tasks with this label.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// At most this many tasks.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskIdArg {
+    /// The task id.
+    pub task_id: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The task id.
+    pub task_id: String,
+    /// The checkout to bring the branch into.
+    #[arg(long, default_value = ".", value_name = "PATH")]
+    pub repo: PathBuf,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplyArgs {
+    /// The task id.
+    pub task_id: String,
+    /// The follow-up instruction.
+    pub message: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }

@@ -93,6 +93,28 @@ pub struct FileConfig {
     pub commit: FileCommit,
     #[serde(default)]
     pub sandbox: FileSandbox,
+    /// Where the daemon is, for `submit`, `ls`, `logs -f` and the other client commands.
+    #[serde(default)]
+    pub client: FileClient,
+}
+
+/// `[client]`: the daemon's URL and the API token (`NIGHTSHIFT_URL` / `NIGHTSHIFT_TOKEN`
+/// override them).
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileClient {
+    pub url: Option<String>,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for FileClient {
+    // Never the token: debug output ends up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileClient")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

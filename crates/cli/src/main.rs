@@ -11,9 +11,11 @@ mod config;
 mod doctor;
 mod models;
 mod provider;
+mod remote;
 mod render;
 mod run;
 mod sandbox_cmd;
+mod serve;
 mod show;
 
 use std::process::ExitCode;
@@ -43,10 +45,20 @@ fn main() -> ExitCode {
 async fn dispatch(cli: args::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         args::Command::Run(run) => run::run(*run).await,
+        args::Command::Show(show) if remote::configured(&show.client) => remote::show(show).await,
         args::Command::Show(show) => show::show(show),
+        args::Command::Logs(logs) if remote::configured(&logs.client) => remote::logs(logs).await,
         args::Command::Logs(logs) => show::logs(logs),
         args::Command::Doctor => doctor::doctor(),
-        args::Command::Models(command) => models::models(command).await,
+        args::Command::Model(command) => models::models(command).await,
+        args::Command::Serve(serve) => serve::serve(serve).await,
+        args::Command::Token(args::TokenCommand::Create { name }) => serve::create_token(&name),
+        args::Command::Submit(submit) => remote::submit(*submit).await,
+        args::Command::Ls(ls) => remote::ls(ls).await,
+        args::Command::Diff(task) => remote::diff(task).await,
+        args::Command::Apply(apply) => remote::apply(apply).await,
+        args::Command::Reply(reply) => remote::reply(reply).await,
+        args::Command::Cancel(task) => remote::cancel(task).await,
         args::Command::Sandbox(sandbox) => sandbox_cmd::sandbox(sandbox).await,
         args::Command::SandboxBridge { listen, socket } => {
             nightshift_sandbox::run_bridge(listen, &socket)

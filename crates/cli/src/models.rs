@@ -18,6 +18,7 @@ pub async fn models(command: ModelsCommand) -> anyhow::Result<ExitCode> {
     let dirs = Dirs::from_env()?;
     let file = FileConfig::load(&dirs.config_file)?;
     match command {
+        ModelsCommand::Pull { .. } => anyhow::bail!("not built yet"),
         ModelsCommand::Ls => {
             let mut out = String::new();
             let default = provider::model_settings(&file, &ModelArgs::default(), &dirs.config_file);

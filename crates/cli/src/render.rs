@@ -216,6 +216,11 @@ pub fn event_body(kind: &EventKind) -> String {
             diff_stat.deletions
         ),
         EventKind::TaskFinished { result } => format!("finished: {}", result.status),
+        EventKind::CancelRequested { reason } => match reason {
+            Some(reason) => format!("cancel requested: {reason}"),
+            None => "cancel requested".to_owned(),
+        },
+        EventKind::FollowUp { message } => format!("follow-up: {message}"),
     }
 }
 

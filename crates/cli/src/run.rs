@@ -21,6 +21,36 @@ pub fn network_bridge() -> anyhow::Result<std::path::PathBuf> {
         .context("could not tell where the nightshift binary is (for the network bridge)")
 }
 
+/// How tasks run on this machine, from the config file and the flags: shared by `run` and
+/// `serve`.
+pub fn worker_config(
+    dirs: &Dirs,
+    file: &FileConfig,
+    settings: &provider::ModelSettings,
+    sandbox: Option<crate::args::SandboxArg>,
+    author: Option<&str>,
+) -> anyhow::Result<WorkerConfig> {
+    let sandbox_mode = config::sandbox_mode(file, sandbox, &dirs.config_file)?;
+    let author = match (author, &file.commit.author_name, &file.commit.author_email) {
+        (Some(text), _, _) => Some(config::parse_author(text)?),
+        (None, Some(name), Some(email)) => Some(nightshift_git::Author {
+            name: name.clone(),
+            email: email.clone(),
+        }),
+        _ => None,
+    };
+    Ok(WorkerConfig {
+        data_dir: dirs.data.clone(),
+        sandbox_mode,
+        author,
+        context_window: settings.context_window,
+        prices: settings.prices,
+        network_bridge: network_bridge()?,
+        shell_timeout: file.sandbox.shell_timeout.unwrap_or(DEFAULT_SHELL_TIMEOUT),
+        check_timeout: file.sandbox.check_timeout.unwrap_or(DEFAULT_CHECK_TIMEOUT),
+    })
+}
+
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Everything the user can get wrong is checked before anything is created.
     let dirs = Dirs::from_env()?;
@@ -52,31 +82,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let valid = nightshift_worker::validate(spec)?;
     let settings = provider::model_settings(&file, &args.model, &dirs.config_file)?;
-    let sandbox_mode = config::sandbox_mode(&file, args.sandbox, &dirs.config_file)?;
-    let author = match (
-        &args.author,
-        &file.commit.author_name,
-        &file.commit.author_email,
-    ) {
-        (Some(text), _, _) => Some(config::parse_author(text)?),
-        (None, Some(name), Some(email)) => Some(nightshift_git::Author {
-            name: name.clone(),
-            email: email.clone(),
-        }),
-        _ => None,
-    };
+    let worker_config = worker_config(
+        &dirs,
+        &file,
+        &settings,
+        args.sandbox,
+        args.author.as_deref(),
+    )?;
     let model = provider::client(&settings)?;
     let store = dirs.open_store()?;
-    let worker_config = WorkerConfig {
-        data_dir: dirs.data.clone(),
-        sandbox_mode,
-        author,
-        context_window: settings.context_window,
-        prices: settings.prices,
-        network_bridge: network_bridge()?,
-        shell_timeout: file.sandbox.shell_timeout.unwrap_or(DEFAULT_SHELL_TIMEOUT),
-        check_timeout: file.sandbox.check_timeout.unwrap_or(DEFAULT_CHECK_TIMEOUT),
-    };
 
     let task_id = nightshift_worker::new_task_id();
     let json = args.json;

@@ -53,19 +53,38 @@ pub fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How often `logs --follow` looks at the store for new events.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let (store, record) = open(&args.task_id)?;
-    let events = store.events(&record.id, 0)?;
     let mut stdout = std::io::stdout().lock();
-    for event in &events {
-        let line = if args.json {
-            serde_json::to_string(event)?
-        } else {
-            render::event_line(event)
-        };
-        if writeln!(stdout, "{line}").is_err() {
-            break; // stdout closed (e.g. piped into `head`): stop quietly.
+    let mut after = 0;
+    loop {
+        let events = store.events(&record.id, after)?;
+        for event in &events {
+            let line = if args.json {
+                serde_json::to_string(event)?
+            } else {
+                render::event_line(event)
+            };
+            if writeln!(stdout, "{line}")
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                return Ok(ExitCode::SUCCESS); // stdout closed (e.g. piped into `head`).
+            }
         }
+        if !args.follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(last) = events.last() {
+            after = last.seq;
+            // The end of a turn: exit as `nightshift run` would have.
+            if let nightshift_protocol::EventKind::TaskFinished { result } = &last.kind {
+                return Ok(ExitCode::from(result.status.exit_code()));
+            }
+        }
+        std::thread::sleep(FOLLOW_POLL);
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,16 @@
 mod compaction;
 mod config;
+mod daemon;
 mod demo;
 mod doctor;
 mod env;
+mod evals;
 mod harness;
+mod http;
 mod network;
 mod postgres;
 mod providers;
+mod remote;
 mod run_bad_input;
 mod run_e2e;
 mod run_limits;
