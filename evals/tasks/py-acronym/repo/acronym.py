@@ -1,0 +1,3 @@
+def abbreviate(words):
+    """The acronym of a phrase, in upper case."""
+    raise NotImplementedError("abbreviate")
