@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::harness::{World, finish, git, tool};
 use super::http::{self, EventStream, Response};
-use nightshift_testkit::ScriptedReply;
+use nightshift_testkit::{ScriptedReply, ScriptedServer};
 
 /// A running `nightshift serve`; killed (SIGKILL) on drop.
 pub struct Daemon {
@@ -170,11 +170,11 @@ fn worktrees(world: &World) -> Vec<String> {
 #[test]
 fn fifty_tasks_submitted_at_once_all_finish_on_their_own_branches() {
     const TASKS: usize = 50;
-    let world = World::new(&[("README.md", "hello\n")]).with_script(
-        (0..TASKS)
-            .map(|_| write_and_finish("done.txt", "done\n"))
-            .collect(),
-    );
+    let mut world = World::new(&[("README.md", "hello\n")]);
+    // Every conversation gets the same one-reply script, whatever order tasks ask in.
+    world.server = Some(ScriptedServer::start_per_conversation(vec![
+        write_and_finish("done.txt", "done\n"),
+    ]));
     let daemon = Daemon::start(&world, &["--workers", "4"]);
     let ids: Vec<String> = (0..TASKS)
         .map(|n| daemon.submit(&world.repo, &format!("task {n}"), &["test -f done.txt"]))
@@ -182,7 +182,7 @@ fn fifty_tasks_submitted_at_once_all_finish_on_their_own_branches() {
     for id in &ids {
         let task = daemon.wait(id, Duration::from_secs(240));
         assert_eq!(task["status"], "succeeded", "{task}");
-        assert_eq!(task["branch"], format!("nightshift/{id}"));
+        assert_eq!(task["branch"], format!("nightshift/{id}"), "{task}");
         assert_eq!(
             git(&world.repo, &["show", &format!("nightshift/{id}:done.txt")]),
             "done"
