@@ -42,6 +42,8 @@ const CONTEXT_LENGTH_ERROR: &str = "context_length_error";
 /// Why the loop stopped early.
 enum Stop {
     Cancelled,
+    /// The model kept making the same call with the same result: more steps would not help.
+    Stuck(String),
     Budget(String),
     ChecksFailed(String),
     Error(String),
@@ -73,7 +75,15 @@ struct Loop {
     learned_limit: Option<u64>,
     /// The first step at which near-window compaction may be tried again after a failure.
     compaction_resumes_at: u32,
+    /// The last tool call and its result, and how many times in a row it came out the same.
+    last_call: Option<(String, String, String)>,
+    repeats: u32,
 }
+
+/// After this many identical calls with identical results in a row, the model is told to
+/// change course; at [`STUCK_LIMIT`] the task stops. Small models fall into such loops.
+const REPEAT_WARNING: u32 = 2;
+const STUCK_LIMIT: u32 = 5;
 
 pub(crate) async fn run(
     setup: AgentSetup,
@@ -112,13 +122,15 @@ pub(crate) async fn run(
         cancelled: false,
         learned_limit: None,
         compaction_resumes_at: 0,
+        last_call: None,
+        repeats: 0,
     };
     let (status, summary, reason) = match agent.work().await {
         Ok(summary) => (TaskStatus::Succeeded, summary, None),
         Err((summary, stop)) => match stop {
             Stop::Cancelled => (TaskStatus::Cancelled, summary, Some("cancelled".to_owned())),
             Stop::Budget(why) => (TaskStatus::BudgetExhausted, summary, Some(why)),
-            Stop::ChecksFailed(why) => (TaskStatus::Failed, summary, Some(why)),
+            Stop::ChecksFailed(why) | Stop::Stuck(why) => (TaskStatus::Failed, summary, Some(why)),
             Stop::Error(why) => (TaskStatus::Error, summary, Some(why)),
         },
     };
@@ -341,9 +353,28 @@ impl Loop {
             .await;
             let toolbox = toolbox.clone();
             let started = Instant::now();
-            let output = self
+            let mut output = self
                 .guarded(toolbox.call(&call.name, &call.arguments))
                 .await?;
+            let this_call = (
+                call.name.clone(),
+                call.arguments.clone(),
+                output.text.clone(),
+            );
+            self.repeats = if self.last_call.as_ref() == Some(&this_call) {
+                self.repeats + 1
+            } else {
+                1
+            };
+            self.last_call = Some(this_call);
+            if self.repeats >= REPEAT_WARNING && output.finish.is_none() {
+                output.text.push_str(&format!(
+                    "\n\nnote: you made exactly this call {} times in a row and got exactly \
+                     this result each time. Repeating it will not help: do something different \
+                     (for example read_file to see the file's current text, then change it).",
+                    self.repeats
+                ));
+            }
             if let Some(report) = output.command.clone() {
                 self.emit(EventKind::CommandFinished(report)).await;
             }
@@ -359,6 +390,13 @@ impl Loop {
             self.messages.push(Message::tool(call.id, output.text));
             if output.finish.is_some() {
                 finish = output.finish;
+            }
+            if self.repeats >= STUCK_LIMIT && finish.is_none() {
+                return Err(Stop::Stuck(format!(
+                    "the model made the same `{}` call {} times in a row with the same result; \
+                     stopped, as more steps would not help",
+                    call.name, self.repeats
+                )));
             }
         }
         Ok(finish)

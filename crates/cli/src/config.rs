@@ -50,6 +50,11 @@ impl Dirs {
         })
     }
 
+    /// Where `nightshift model pull` puts models.
+    pub fn models(&self) -> PathBuf {
+        self.data.join("models")
+    }
+
     pub fn database(&self) -> PathBuf {
         self.data.join("nightshift.db")
     }

@@ -18,19 +18,39 @@ pub async fn models(command: ModelsCommand) -> anyhow::Result<ExitCode> {
     let dirs = Dirs::from_env()?;
     let file = FileConfig::load(&dirs.config_file)?;
     match command {
-        ModelsCommand::Pull { .. } => anyhow::bail!("not built yet"),
+        ModelsCommand::Pull { name } => pull(&dirs, name.as_deref()).await,
         ModelsCommand::Ls => {
             let mut out = String::new();
+            let models_dir = dirs.models();
+            let installed = nightshift_embedded::installed(&models_dir);
+            let _ = writeln!(out, "local models in {}:", models_dir.display());
+            if installed.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  (none; `nightshift model pull` fetches {})",
+                    nightshift_embedded::catalog::DEFAULT_MODEL
+                );
+            }
+            for model in &installed {
+                let _ = writeln!(
+                    out,
+                    "  {:<22} {:>8.1} MB  {}",
+                    model.name,
+                    model.size as f64 / 1e6,
+                    model.state
+                );
+            }
+            let _ = writeln!(out, "providers:");
             let default = provider::model_settings(&file, &ModelArgs::default(), &dirs.config_file);
             match &default {
                 Ok(settings) => {
-                    let _ = writeln!(out, "default  {}", describe(settings));
+                    let _ = writeln!(out, "  default  {}", describe(settings));
                 }
                 Err(error) => {
                     let first = error.to_string();
                     let _ = writeln!(
                         out,
-                        "default  ({})",
+                        "  default  ({})",
                         first.lines().next().unwrap_or_default()
                     );
                 }
@@ -47,7 +67,7 @@ pub async fn models(command: ModelsCommand) -> anyhow::Result<ExitCode> {
                         error.to_string().lines().next().unwrap_or_default()
                     ),
                 };
-                let _ = writeln!(out, "{name}  {line}");
+                let _ = writeln!(out, "  {name}  {line}");
             }
             let _ = std::io::stdout().lock().write_all(out.as_bytes());
             Ok(ExitCode::SUCCESS)
@@ -61,6 +81,22 @@ pub async fn models(command: ModelsCommand) -> anyhow::Result<ExitCode> {
             check(&settings).await
         }
     }
+}
+
+/// `nightshift model pull [NAME]`: fetches a catalog model into the data directory, with
+/// progress on stderr; the path alone on stdout.
+async fn pull(dirs: &Dirs, name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let model = nightshift_embedded::find_model(name)?;
+    let models_dir = dirs.models();
+    let path = tokio::task::spawn_blocking(move || {
+        nightshift_embedded::pull(model, &models_dir, &mut |progress| {
+            crate::render::note(&progress.to_string());
+        })
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the download stopped unexpectedly: {e}"))??;
+    let _ = writeln!(std::io::stdout().lock(), "{}", path.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn describe(settings: &ModelSettings) -> String {
@@ -107,7 +143,8 @@ async fn check(settings: &ModelSettings) -> anyhow::Result<ExitCode> {
         let client = provider::client(&ModelSettings {
             stream,
             ..settings.clone()
-        })?;
+        })
+        .await?;
         let started = Instant::now();
         let request = ask("Reply with the single word: ok");
         let line = match client.complete(&request, &no_retry_notes).await {
@@ -129,7 +166,7 @@ async fn check(settings: &ModelSettings) -> anyhow::Result<ExitCode> {
         let _ = writeln!(out, "  {line}");
     }
 
-    let client = provider::client(settings)?;
+    let client = provider::client(settings).await?;
     let request = ModelRequest {
         tools: vec![ToolSpec {
             name: "report".to_owned(),

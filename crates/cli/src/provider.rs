@@ -52,6 +52,8 @@ pub enum ProviderKind {
     Chat,
     Responses,
     Anthropic,
+    /// The embedded local model, run in this process (no server, no key).
+    Embedded,
 }
 
 impl ProviderKind {
@@ -60,6 +62,7 @@ impl ProviderKind {
             "chat" => ProviderKind::Chat,
             "responses" => ProviderKind::Responses,
             "anthropic" => ProviderKind::Anthropic,
+            "embedded" => ProviderKind::Embedded,
             other => bail!(
                 "{origin}: provider kind `{other}` is not known\nhint: use \"chat\" (any \
                  OpenAI-compatible server), \"responses\" (OpenAI Responses API) or \"anthropic\""
@@ -72,6 +75,7 @@ impl ProviderKind {
             ProviderKind::Chat => "chat",
             ProviderKind::Responses => "responses",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Embedded => "embedded",
         }
     }
 }
@@ -133,6 +137,23 @@ pub fn model_settings(
         .clone()
         .or_else(|| non_empty_env("NIGHTSHIFT_BASE_URL"))
         .or_else(|| profile.base_url.clone());
+    let explicit_kind = match &profile.kind {
+        Some(kind) => Some(ProviderKind::parse(kind, &origin)?),
+        None => None,
+    };
+    let wanted_model = model_flag
+        .clone()
+        .or_else(|| non_empty_env("NIGHTSHIFT_MODEL"))
+        .or_else(|| profile.model.clone());
+    // No endpoint anywhere: the embedded model, unless a model it does not know was named.
+    let embedded = explicit_kind == Some(ProviderKind::Embedded)
+        || (base_url.is_none()
+            && wanted_model
+                .as_deref()
+                .is_none_or(|name| nightshift_embedded::catalog::find(Some(name)).is_some()));
+    if embedded {
+        return embedded_settings(wanted_model.as_deref(), flags, profile, named, &origin);
+    }
     let Some(base_url) = base_url else {
         bail!(
             "no model provider is configured\n\
@@ -195,10 +216,7 @@ pub fn model_settings(
     {
         bail!("{origin}: prices must be zero or more (US dollars per million tokens)");
     }
-    let kind = match &profile.kind {
-        Some(kind) => ProviderKind::parse(kind, &origin)?,
-        None => ProviderKind::Chat,
-    };
+    let kind = explicit_kind.unwrap_or(ProviderKind::Chat);
     Ok(ModelSettings {
         profile: named.map(str::to_owned),
         kind,
@@ -214,6 +232,49 @@ pub fn model_settings(
     })
 }
 
+/// The embedded model's context window when none is configured: room for a small task's
+/// conversation at a KV-cache cost (~28 KiB a token for the 1.5B model) a laptop can afford.
+pub const EMBEDDED_CONTEXT_WINDOW: u64 = 8_192;
+
+fn embedded_settings(
+    model: Option<&str>,
+    flags: &ModelArgs,
+    profile: &ProviderProfile,
+    named: Option<&str>,
+    origin: &str,
+) -> anyhow::Result<ModelSettings> {
+    let Some(catalog) = nightshift_embedded::catalog::find(model) else {
+        bail!(
+            "{origin}: `{}` is not an embedded model\nhint: use one of: {}",
+            model.unwrap_or_default(),
+            nightshift_embedded::catalog::names()
+        );
+    };
+    let context_window = flags
+        .context_window
+        .or(profile.context_window)
+        .unwrap_or(EMBEDDED_CONTEXT_WINDOW);
+    if context_window < MIN_CONTEXT_WINDOW {
+        bail!(
+            "a context window of {context_window} tokens is too small to hold the instructions\n\
+             hint: use at least {MIN_CONTEXT_WINDOW}, e.g. --context-window 8192"
+        );
+    }
+    Ok(ModelSettings {
+        profile: named.map(str::to_owned),
+        kind: ProviderKind::Embedded,
+        base_url: "in-process".to_owned(),
+        model: catalog.name.to_owned(),
+        api_key: None,
+        context_window,
+        max_output_tokens: profile.max_output_tokens,
+        stream: true,
+        prices: None,
+        headers: Vec::new(),
+        text_tool_calls: false,
+    })
+}
+
 fn profile_names(file: &FileConfig) -> String {
     if file.profiles.is_empty() {
         "(no profiles are defined)".to_owned()
@@ -222,8 +283,11 @@ fn profile_names(file: &FileConfig) -> String {
     }
 }
 
-/// The client for these settings.
-pub fn client(settings: &ModelSettings) -> anyhow::Result<Arc<dyn ModelClient>> {
+/// The client for these settings. For the embedded model this loads it (seconds).
+pub async fn client(settings: &ModelSettings) -> anyhow::Result<Arc<dyn ModelClient>> {
+    if settings.kind == ProviderKind::Embedded {
+        return embedded_client(settings).await;
+    }
     let config = ProviderConfig {
         base_url: settings.base_url.clone(),
         model: settings.model.clone(),
@@ -238,5 +302,40 @@ pub fn client(settings: &ModelSettings) -> anyhow::Result<Arc<dyn ModelClient>> 
         ProviderKind::Chat => Arc::new(ChatCompletionsClient::new(config)?),
         ProviderKind::Responses => Arc::new(ResponsesClient::new(config)?),
         ProviderKind::Anthropic => Arc::new(AnthropicClient::new(config)?),
+        ProviderKind::Embedded => unreachable!("handled above"),
     })
+}
+
+/// Loads the embedded model from the data directory, and says that it is used.
+async fn embedded_client(settings: &ModelSettings) -> anyhow::Result<Arc<dyn ModelClient>> {
+    let catalog = nightshift_embedded::find_model(Some(&settings.model))?;
+    let models_dir = crate::config::Dirs::from_env()?.models();
+    let path = models_dir.join(catalog.file_name);
+    let installed = nightshift_embedded::installed(&models_dir)
+        .into_iter()
+        .any(|m| m.path == path && m.state == nightshift_embedded::InstallState::Verified);
+    if !installed {
+        bail!(
+            "no model provider is configured and the embedded model {} is not installed in {}\n\
+             hint: run `nightshift model pull` to fetch it ({:.1} GB, once), or set \
+             NIGHTSHIFT_BASE_URL (and NIGHTSHIFT_MODEL, NIGHTSHIFT_API_KEY) to use a provider",
+            catalog.name,
+            models_dir.display(),
+            catalog.size as f64 / 1e9
+        );
+    }
+    crate::render::note(&format!(
+        "using the embedded model {} on this machine's CPU ({} threads)",
+        catalog.name,
+        nightshift_embedded::physical_cores()
+    ));
+    let options = nightshift_embedded::EngineOptions {
+        context_tokens: u32::try_from(settings.context_window).unwrap_or(u32::MAX),
+        max_output_tokens: settings.max_output_tokens.unwrap_or(2048),
+        ..nightshift_embedded::EngineOptions::default()
+    };
+    let model = nightshift_embedded::EmbeddedModel::load_async(&path, options)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(Arc::new(nightshift_embedded::EmbeddedClient::new(model)))
 }

@@ -89,7 +89,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.sandbox,
         args.author.as_deref(),
     )?;
-    let model = provider::client(&settings)?;
+    let model = provider::client(&settings).await?;
     let store = dirs.open_store()?;
 
     let task_id = nightshift_worker::new_task_id();

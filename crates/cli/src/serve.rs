@@ -23,7 +23,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         args.sandbox,
         args.author.as_deref(),
     )?;
-    let model = provider::client(&settings)?;
+    let model = provider::client(&settings).await?;
     let store: Arc<dyn nightshift_store::Store> = Arc::from(dirs.open_store()?);
     if args.workers == Some(0) {
         bail!("--workers must be at least 1\nhint: leave it out to run one task per CPU core");

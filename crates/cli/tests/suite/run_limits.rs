@@ -172,3 +172,37 @@ fn the_commit_author_is_configurable() {
     assert_eq!(bad.code(), 2);
     assert!(bad.stderr.contains("Name <email>"), "{}", bad.stderr);
 }
+
+#[test]
+fn a_model_repeating_the_same_failing_call_is_warned_then_stopped() {
+    let stuck = || {
+        tool(
+            "edit_file",
+            json!({"path": "README.md", "old_string": "fail", "new_string": "pass"}),
+        )
+    };
+    let world = world().with_script((0..10).map(|_| stuck()).collect());
+    let run = world.run(&[], "Make it pass");
+    assert_eq!(run.code(), 1, "stderr:\n{}", run.stderr);
+    let result = run.result();
+    assert_eq!(result["status"], "failed");
+    assert!(
+        result["reason"]
+            .as_str()
+            .unwrap()
+            .contains("same `edit_file` call 5 times"),
+        "{result}"
+    );
+    assert_eq!(result["steps"], 5, "stopped at the fifth identical call");
+    let outputs: Vec<String> = run
+        .events_of("tool_result")
+        .iter()
+        .map(|e| e["output"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!outputs[0].contains("note: you made exactly this call"));
+    assert!(
+        outputs[1].contains("exactly this call 2 times"),
+        "{}",
+        outputs[1]
+    );
+}
