@@ -278,7 +278,13 @@ async fn cancelling_stops_generation_promptly_and_the_model_stays_usable() {
         }
     };
     assert!(matches!(result, Err(EngineError::Cancelled)), "{result:?}");
-    assert!(cancelled_at.elapsed() < Duration::from_secs(2));
+    // One token takes ~50 ms on two idle cores; the bound leaves room for a busy CI machine
+    // while staying far below the ~100 s the whole answer would take.
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        cancelled_at.elapsed()
+    );
 
     // Dropping a ModelClient future cancels too; the next request then runs right away.
     let client = EmbeddedClient::new(Arc::clone(&model));
@@ -296,7 +302,7 @@ async fn cancelling_stops_generation_promptly_and_the_model_stays_usable() {
     let response = client.complete(&quick, &|_| {}).await.unwrap();
     assert!(!response.message.content.is_empty());
     assert!(
-        started.elapsed() < Duration::from_secs(20),
+        started.elapsed() < Duration::from_secs(60),
         "the dropped generation kept the worker busy: {:?}",
         started.elapsed()
     );
