@@ -252,30 +252,18 @@ fn cancel_if_unclaimed(app: &App, record: &TaskRecord) -> Result<(), ApiError> {
     else {
         return Ok(());
     };
-    let previous = claimed.result.clone();
-    let result = TaskResult {
-        status: TaskStatus::Cancelled,
-        summary: "cancelled before it started".to_owned(),
-        reason: Some("cancelled before it started".to_owned()),
-        // A cancelled follow-up keeps what the earlier turns committed.
-        branch: previous.as_ref().and_then(|r| r.branch.clone()),
-        commit: previous.as_ref().and_then(|r| r.commit.clone()),
-        base_commit: previous.as_ref().and_then(|r| r.base_commit.clone()),
-        diff_stat: previous.as_ref().and_then(|r| r.diff_stat.clone()),
-        ..nightshift_worker::unrecorded_failure(&record.id)
+    let mut notify = |event: &nightshift_protocol::Event| {
+        app.notifier.event_appended(&event.task_id);
     };
-    let recorded = app
-        .record(
-            &record.id,
-            EventKind::StateChanged {
-                from: Some(claimed.status),
-                to: TaskStatus::Cancelled,
-                reason: result.reason.clone(),
-            },
-        )
-        .and_then(|()| app.record(&record.id, EventKind::TaskFinished { result }));
+    let recorded = nightshift_worker::finish_unstarted(
+        &*app.store,
+        &claimed,
+        TaskStatus::Cancelled,
+        "cancelled before it started".to_owned(),
+        &mut notify,
+    );
     app.store.release(&record.id, HOLDER)?;
-    recorded
+    recorded.map(drop).map_err(ApiError::internal)
 }
 
 #[derive(Debug, Deserialize)]

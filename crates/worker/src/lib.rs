@@ -11,7 +11,10 @@ mod spec;
 mod task;
 
 pub use spec::{SpecError, ValidSpec, validate};
-pub use task::{WorkerConfig, WorkerError, new_task_id, run_claimed, run_task, unrecorded_failure};
+pub use task::{
+    WorkerConfig, WorkerError, finish_unstarted, new_task_id, run_claimed, run_task,
+    unrecorded_failure,
+};
 
 pub use nightshift_agent::ModelClient;
 pub use nightshift_protocol::{Event, TaskResult};

@@ -303,7 +303,42 @@ fn finish_without_run(
     status: TaskStatus,
     reason: String,
 ) -> Result<TaskResult, WorkerError> {
+    finish_keeping(recorder, None, status, reason)
+}
+
+/// Ends the turn of a task that no worker holds (the caller leased it) without running it: a
+/// queued task cancelled through the API. What earlier turns committed stays in the result.
+pub fn finish_unstarted(
+    store: &dyn Store,
+    record: &TaskRecord,
+    status: TaskStatus,
+    reason: String,
+    on_event: &mut (dyn FnMut(&Event) + Send),
+) -> Result<TaskResult, WorkerError> {
+    let mut recorder = Recorder {
+        store,
+        task_id: record.id.clone(),
+        on_event,
+        status: record.status,
+        lease: None,
+    };
+    finish_keeping(&mut recorder, record.result.as_ref(), status, reason)
+}
+
+/// The final events of a turn that never ran, with `previous`'s commit carried over.
+fn finish_keeping(
+    recorder: &mut Recorder<'_>,
+    previous: Option<&TaskResult>,
+    status: TaskStatus,
+    reason: String,
+) -> Result<TaskResult, WorkerError> {
     let mut result = unrecorded_failure(&recorder.task_id);
+    if let Some(previous) = previous {
+        result.branch = previous.branch.clone();
+        result.commit = previous.commit.clone();
+        result.base_commit = previous.base_commit.clone();
+        result.diff_stat = previous.diff_stat.clone();
+    }
     result.status = status;
     result.summary = reason.clone();
     result.reason = Some(reason);

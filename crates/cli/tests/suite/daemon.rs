@@ -589,3 +589,44 @@ fn kill_9_mid_run_then_restart_loses_nothing_and_finishes_every_task() {
     let listed = git(&world.repo, &["worktree", "list", "--porcelain"]);
     assert_eq!(listed.matches("worktree ").count(), 1, "{listed}");
 }
+
+#[test]
+fn a_queued_task_is_cancelled_at_once_even_while_every_worker_is_busy() {
+    let world = World::new(&[("a.txt", "a\n")]).with_script(vec![ScriptedReply::Delayed(
+        Duration::from_secs(30),
+        Box::new(finish("late")),
+    )]);
+    let daemon = Daemon::start(&world, &["--workers", "1"]);
+    let busy = daemon.submit(&world.repo, "keeps the worker busy", &["true"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while daemon.task(&busy)["status"] != "running" {
+        assert!(Instant::now() < deadline, "the first task never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let queued = daemon.submit(&world.repo, "waits in the queue", &["true"]);
+    let response = daemon.post(&format!("/api/tasks/{queued}/cancel"), &json!({}));
+    assert_eq!(response.status, 202, "{}", response.body);
+    // Cancelled by the API itself: no worker was free to do it.
+    assert_eq!(response.json()["status"], "cancelled", "{}", response.body);
+    assert_eq!(daemon.task(&busy)["status"], "running");
+    let kinds: Vec<Value> = daemon
+        .events(&queued)
+        .iter()
+        .map(|e| e["type"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            json!("task_created"),
+            json!("cancel_requested"),
+            json!("state_changed"),
+            json!("task_finished")
+        ]
+    );
+    let stopped = daemon.post(&format!("/api/tasks/{busy}/cancel"), &json!({}));
+    assert_eq!(stopped.status, 202);
+    assert_eq!(
+        daemon.wait(&busy, Duration::from_secs(10))["status"],
+        "cancelled"
+    );
+}
