@@ -156,3 +156,51 @@ fn zero_timeouts_in_the_config_file() {
     let run = world.run(&[], "Do something");
     assert_refused(&run, "check_timeout must be longer than zero");
 }
+
+#[test]
+fn with_no_provider_the_embedded_model_is_chosen_and_its_absence_explained() {
+    let world = World::new(&[("README.md", "hello\n")]);
+    let mut command = world.command();
+    command
+        .env_remove("NIGHTSHIFT_MODEL")
+        .args(["run", "--repo"])
+        .arg(&world.repo)
+        .arg("Do something");
+    let run = super::harness::run(command);
+    assert_eq!(run.code(), 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("embedded model qwen2.5-coder-1.5b is not installed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("nightshift model pull"),
+        "{}",
+        run.stderr
+    );
+
+    let mut ls = world.command();
+    ls.env_remove("NIGHTSHIFT_MODEL").args(["model", "ls"]);
+    let ls = super::harness::run(ls);
+    assert_eq!(ls.code(), 0, "{}", ls.stderr);
+    assert!(
+        ls.stdout
+            .contains("(none; `nightshift model pull` fetches qwen2.5-coder-1.5b)"),
+        "{}",
+        ls.stdout
+    );
+    assert!(
+        ls.stdout.contains("default  embedded qwen2.5-coder-1.5b"),
+        "{}",
+        ls.stdout
+    );
+
+    let unknown = world.nightshift(&["model", "pull", "gpt-5"]);
+    assert_eq!(unknown.code(), 2, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("qwen2.5-coder-0.5b"),
+        "{}",
+        unknown.stderr
+    );
+}
