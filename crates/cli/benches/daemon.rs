@@ -25,7 +25,7 @@
 )]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -34,6 +34,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nightshift_testkit::{ScriptedReply, ScriptedServer, fixture_repo};
+
+// The tests' small HTTP client; the bench keeps its own SSE reader, which timestamps chunks.
+#[allow(dead_code, reason = "the bench needs only the plain request")]
+#[path = "../tests/suite/http.rs"]
+mod http;
 use serde_json::{Value, json};
 
 const TASKS: usize = 200;
@@ -245,19 +250,28 @@ impl Daemon {
         self.child.id()
     }
 
+    fn auth(&self) -> String {
+        format!("Authorization: Bearer {}", self.token)
+    }
+
     fn get(&self, path: &str) -> Value {
-        let (status, body) = call(self.addr, &self.token, "GET", path, None);
-        assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).unwrap()
+        let response = http::request(self.addr, "GET", path, &[&self.auth()], None);
+        assert_eq!(response.status, 200, "GET {path}: {}", response.body);
+        response.json()
     }
 
     /// POSTs a task; returns its id.
     fn submit(&self, repo: &Path, goal: &str) -> String {
         let body = json!({"repo": repo, "goal": goal, "checks": [CHECK]}).to_string();
-        let (status, answer) = call(self.addr, &self.token, "POST", "/api/tasks", Some(&body));
-        assert_eq!(status, 201, "POST /api/tasks: {answer}");
-        let task: Value = serde_json::from_str(&answer).unwrap();
-        task["id"].as_str().unwrap().to_owned()
+        let response = http::request(
+            self.addr,
+            "POST",
+            "/api/tasks",
+            &[&self.auth(), "Content-Type: application/json"],
+            Some(body.as_bytes()),
+        );
+        assert_eq!(response.status, 201, "POST /api/tasks: {}", response.body);
+        response.json()["id"].as_str().unwrap().to_owned()
     }
 
     /// SIGTERM, then waits for the exit.
@@ -589,43 +603,6 @@ fn follow(addr: SocketAddr, token: &str, id: &str) -> Followed {
 }
 
 // ---- HTTP/1.1 over a plain TCP stream ----
-
-fn call(
-    addr: SocketAddr,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Authorization: Bearer {token}\r\n"
-    );
-    if let Some(body) = body {
-        request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ));
-    } else {
-        request.push_str("\r\n");
-    }
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut reader = BufReader::new(stream);
-    let (status, chunked) = read_head(&mut reader);
-    let mut answer = Vec::new();
-    if chunked {
-        while let Some(chunk) = read_chunk(&mut reader) {
-            answer.extend_from_slice(&chunk);
-        }
-    } else {
-        reader.read_to_end(&mut answer).unwrap();
-    }
-    (status, String::from_utf8_lossy(&answer).into_owned())
-}
 
 /// The status code, and whether the body is chunked.
 fn read_head(reader: &mut impl BufRead) -> (u16, bool) {
