@@ -12,8 +12,10 @@
 //! a last resort, trimmed ([`fit`]). A context-length error from the model triggers the same
 //! recovery and one retry of the request.
 
+mod compact;
 mod compaction;
 mod context;
+mod partial_write;
 mod prompt;
 mod run;
 
@@ -26,6 +28,7 @@ use nightshift_protocol::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+pub use compact::COMPACT_TEMPLATE;
 pub use compaction::{COMPACTION_TEMPLATE, SUMMARY_PREFIX, compaction_template_hash};
 pub use context::{Trimmed, estimate, fit};
 // The agent's inputs, re-exported so callers can build an AgentSetup without reaching past the
@@ -65,6 +68,32 @@ pub struct Workspace {
 /// repository overlaps with the model's first answer instead of delaying it.
 pub type WorkspaceReceiver = oneshot::Receiver<Result<Workspace, String>>;
 
+/// How the agent talks to the model: the prompt, the tools and the rhythm of a turn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scaffold {
+    /// For capable models: all seven tools, a map of the repository, and the model explores
+    /// and runs the checks itself.
+    #[default]
+    Full,
+    /// For small local models (see `compact.rs`): the files and the checks' output are shown
+    /// up front, four tools, and the checks run after every change.
+    Compact { edit: EditFormat },
+}
+
+/// How the compact scaffold has the model change files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EditFormat {
+    /// `write_file` with the whole new file.
+    #[default]
+    Whole,
+    /// `edit_file` with an exact search string and its replacement.
+    Replace,
+    /// No tools at all: the model answers in text, each changed file as its path followed by
+    /// its whole new content in a fenced code block (aider's "whole" format), the format small
+    /// coder models were trained on most.
+    Fenced,
+}
+
 /// Everything the agent needs for one task.
 pub struct AgentSetup {
     pub goal: String,
@@ -79,8 +108,9 @@ pub struct AgentSetup {
     /// Tracked files of the repository, for the map in the system prompt.
     pub files: Vec<String>,
     pub model: Arc<dyn ModelClient>,
-    /// The tools offered to the model (see [`nightshift_tools::tool_specs`]).
+    /// The tools offered to the model (see [`Scaffold::tool_specs`]).
     pub tool_specs: Vec<ToolSpec>,
+    pub scaffold: Scaffold,
     /// The provider's prices, for cost accounting and the cost budget.
     pub prices: Option<Prices>,
 }

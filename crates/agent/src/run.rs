@@ -8,15 +8,20 @@
 //! with its usage, not as a model request/response pair, so steps and their events keep
 //! meaning one request of the agent's own work.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nightshift_model::RetryNote;
 use nightshift_protocol::{CheckOutcome, EventKind, Message, TaskStatus, Usage};
+use nightshift_tools::Toolbox;
 use tokio::sync::mpsc;
 
 use crate::context;
 use crate::prompt::{self, PromptContext};
-use crate::{AgentEvent, AgentOutcome, AgentSetup, Op, Workspace, WorkspaceReceiver};
+use crate::{
+    AgentEvent, AgentOutcome, AgentSetup, EditFormat, Op, Scaffold, Workspace, WorkspaceReceiver,
+    compact,
+};
 
 mod room;
 
@@ -78,7 +83,31 @@ struct Loop {
     /// The last tool call and its result, and how many times in a row it came out the same.
     last_call: Option<(String, String, String)>,
     repeats: u32,
+    /// The messages up to and including the compact scaffold's opening: where a fresh
+    /// attempt starts from.
+    opening_len: usize,
+    /// The fenced format's current attempt (see [`FencedAttempt`]).
+    attempt: FencedAttempt,
+    /// Fenced attempts given up on and undone so far.
+    attempts_undone: u32,
 }
+
+/// One attempt of the fenced edit format: the files it changed, as they were before, so that
+/// an attempt that fails can be undone and the model asked again from the opening.
+#[derive(Default)]
+struct FencedAttempt {
+    /// Each changed file's bytes before the attempt first wrote it (`None`: it did not
+    /// exist), in the order first written.
+    originals: Vec<(String, Option<Vec<u8>>)>,
+    /// The answers given in this attempt.
+    answers: u32,
+}
+
+/// A fenced attempt gets its first answer and one more after the checks' verdict (as aider's
+/// benchmark gives a retry with the test output). Small models rarely fix on the third try
+/// what they got wrong twice: they copy their own answer. Starting over from the opening, with
+/// the files undone and the model sampling afresh, gives a new, independent try instead.
+const ANSWERS_PER_ATTEMPT: u32 = 2;
 
 /// After this many identical calls with identical results in a row, the model is told to
 /// change course; at [`STUCK_LIMIT`] the task stops. Small models fall into such loops.
@@ -92,27 +121,36 @@ pub(crate) async fn run(
     events: mpsc::UnboundedSender<AgentEvent>,
 ) {
     let workspace = WorkspaceState::Pending(workspace);
-    let system = prompt::render_system_prompt(&PromptContext {
-        checks: setup.checks.clone(),
-        instructions: setup.instructions.clone(),
-        files: setup.files.clone(),
-        map_token_budget: MAP_TOKEN_BUDGET,
-    });
-    let messages = vec![
-        Message::system(system),
-        Message::user(prompt::render_goal(&setup.goal)),
-    ];
+    let messages = match setup.scaffold {
+        Scaffold::Full => vec![
+            Message::system(prompt::render_system_prompt(&PromptContext {
+                checks: setup.checks.clone(),
+                instructions: setup.instructions.clone(),
+                files: setup.files.clone(),
+                map_token_budget: MAP_TOKEN_BUDGET,
+            })),
+            Message::user(prompt::render_goal(&setup.goal)),
+        ],
+        // The opening user message shows the files and the checks' output, so it waits for
+        // the workspace: see `compact_opening`.
+        Scaffold::Compact { edit } => vec![Message::system(compact::render_system(
+            &setup.checks,
+            setup.instructions.as_deref(),
+            edit,
+        ))],
+    };
     let deadline = setup
         .budget
         .timeout_secs
         .map(|secs| Instant::now() + Duration::from_secs(secs));
+    let template_hash = setup.scaffold.template_hash();
     let mut agent = Loop {
         setup,
         workspace,
         ops,
         events,
         messages,
-        template_hash: prompt::template_hash(),
+        template_hash,
         deadline,
         steps: 0,
         verify_rounds: 0,
@@ -124,6 +162,9 @@ pub(crate) async fn run(
         compaction_resumes_at: 0,
         last_call: None,
         repeats: 0,
+        opening_len: 0,
+        attempt: FencedAttempt::default(),
+        attempts_undone: 0,
     };
     let (status, summary, reason) = match agent.work().await {
         Ok(summary) => (TaskStatus::Succeeded, summary, None),
@@ -153,6 +194,11 @@ impl Loop {
     /// (Err with the best summary so far and the reason).
     async fn work(&mut self) -> Result<String, (String, Stop)> {
         let mut summary = String::new();
+        if matches!(self.setup.scaffold, Scaffold::Compact { .. })
+            && let Err(stop) = self.compact_opening().await
+        {
+            return Err((summary, stop));
+        }
         loop {
             if let Err(stop) = self.check_budgets() {
                 return Err((summary, stop));
@@ -339,6 +385,13 @@ impl Loop {
             return Ok(None);
         }
         if calls.is_empty() {
+            if self.setup.scaffold
+                == (Scaffold::Compact {
+                    edit: EditFormat::Fenced,
+                })
+            {
+                return self.apply_fenced(step, &toolbox, &text).await;
+            }
             // No tool call: the model considers itself done; its text is the summary.
             return Ok(Some(text));
         }
@@ -353,9 +406,35 @@ impl Loop {
             .await;
             let toolbox = toolbox.clone();
             let started = Instant::now();
-            let mut output = self
-                .guarded(toolbox.call(&call.name, &call.arguments))
-                .await?;
+            let merged = match self.setup.scaffold {
+                Scaffold::Compact {
+                    edit: EditFormat::Whole,
+                } if call.name == "write_file" => {
+                    compact::merge_partial_write(toolbox.root(), &call.arguments)
+                }
+                _ => None,
+            };
+            let arguments = merged.as_ref().map_or(&call.arguments, |(args, _)| args);
+            let compact_change = matches!(self.setup.scaffold, Scaffold::Compact { .. })
+                && matches!(call.name.as_str(), "write_file" | "edit_file");
+            let before = compact_change
+                .then(|| compact::changed_file(toolbox.root(), arguments))
+                .flatten();
+            let mut output = self.guarded(toolbox.call(&call.name, arguments)).await?;
+            let unchanged = before.as_ref().is_some_and(|(path, text)| {
+                !output.is_error
+                    && compact::changed_file(toolbox.root(), arguments)
+                        .is_some_and(|(_, now)| now == *text)
+                    && {
+                        output.text.push_str(&compact::unchanged_note(path));
+                        true
+                    }
+            });
+            if let Some((_, note)) = &merged
+                && !output.is_error
+            {
+                output.text.push_str(&format!("\n{note}"));
+            }
             let this_call = (
                 call.name.clone(),
                 call.arguments.clone(),
@@ -377,6 +456,11 @@ impl Loop {
             }
             if let Some(report) = output.command.clone() {
                 self.emit(EventKind::CommandFinished(report)).await;
+            }
+            // The compact scaffold answers every change with the checks' verdict.
+            if compact_change && !unchanged && !output.is_error && !self.setup.checks.is_empty() {
+                let checks = self.run_checks().await?;
+                output.text.push_str(&compact::after_change(&checks));
             }
             self.emit(EventKind::ToolResult {
                 step,
@@ -423,6 +507,194 @@ impl Loop {
         }
     }
 
+    /// The fenced edit format: writes the files the answer gives (recorded as `write_file`
+    /// calls), runs the checks, and hands their verdict back as the next user message. Returns
+    /// the summary when the checks pass, or when the answer changes no file (a claim of being
+    /// done, which verification then tests).
+    async fn apply_fenced(
+        &mut self,
+        step: u32,
+        toolbox: &Arc<Toolbox>,
+        text: &str,
+    ) -> Result<Option<String>, Stop> {
+        let files = compact::fenced_files(text, &self.setup.files, &self.setup.goal);
+        let summary = compact::fenced_summary(text, &files);
+        if files.is_empty() {
+            return Ok(Some(summary));
+        }
+        let mut report = Vec::new();
+        let mut changed = false;
+        for (index, (path, content)) in files.iter().enumerate() {
+            let call_id = format!("fenced-{step}-{index}");
+            let written = serde_json::json!({"path": path, "content": content}).to_string();
+            self.emit(EventKind::ToolCall {
+                step,
+                call_id: call_id.clone(),
+                name: "write_file".to_owned(),
+                arguments: written.clone(),
+            })
+            .await;
+            let started = Instant::now();
+            let merged = compact::merge_partial_write(toolbox.root(), &written);
+            let arguments = merged.as_ref().map_or(&written, |(args, _)| args);
+            let before = compact::changed_file(toolbox.root(), arguments);
+            let original = toolbox.snapshot(path);
+            let mut output = self.guarded(toolbox.call("write_file", arguments)).await?;
+            if !output.is_error {
+                if let Ok(original) = original
+                    && !self.attempt.originals.iter().any(|(p, _)| p == path)
+                {
+                    self.attempt.originals.push((path.clone(), original));
+                }
+                if let Some((_, note)) = &merged {
+                    output.text.push_str(&format!("\n{note}"));
+                }
+                let after = compact::changed_file(toolbox.root(), arguments);
+                match (before, after) {
+                    (Some((_, old)), Some((_, new))) if old == new => {
+                        output.text.push_str(&compact::unchanged_note(path));
+                    }
+                    _ => changed = true,
+                }
+            }
+            self.emit(EventKind::ToolResult {
+                step,
+                call_id,
+                name: "write_file".to_owned(),
+                output: output.text.clone(),
+                is_error: output.is_error,
+                duration_ms: started.elapsed().as_millis() as u64,
+            })
+            .await;
+            report.push(output.text);
+        }
+        if changed && self.setup.checks.is_empty() {
+            return Ok(Some(summary));
+        }
+        let mut feedback = report.join("\n");
+        if changed {
+            let checks = self.run_checks().await?;
+            if checks.iter().all(|c| c.passed) {
+                return Ok(Some(summary));
+            }
+            feedback.push_str(&format!(
+                "\n\nNightshift ran the checks after this change: {}\nGive the fixed file again, \
+                 whole.",
+                compact::render_checks(&checks)
+            ));
+        }
+        // Identical answers with identical results: the loop breaker, as for tool calls.
+        let this_turn = ("fenced".to_owned(), text.to_owned(), feedback.clone());
+        self.repeats = if self.last_call.as_ref() == Some(&this_turn) {
+            self.repeats + 1
+        } else {
+            1
+        };
+        self.last_call = Some(this_turn);
+        if self.repeats >= STUCK_LIMIT {
+            return Err(Stop::Stuck(format!(
+                "the model gave the same answer {} times in a row with the same result; \
+                 stopped, as more steps would not help",
+                self.repeats
+            )));
+        }
+        self.attempt.answers += 1;
+        if !changed || self.attempt.answers >= ANSWERS_PER_ATTEMPT {
+            return self.start_afresh(toolbox, changed).await.map(|()| None);
+        }
+        self.messages.push(Message::user(feedback));
+        Ok(None)
+    }
+
+    /// Gives up on the current fenced attempt: puts back the files it changed and drops the
+    /// conversation after the opening, so the next request is the first one again (which the
+    /// embedded model then samples afresh, not greedily).
+    async fn start_afresh(&mut self, toolbox: &Arc<Toolbox>, changed: bool) -> Result<(), Stop> {
+        let attempt = std::mem::take(&mut self.attempt);
+        let mut restored = Vec::new();
+        // Newest first, so a file written under two spellings ends as it first was.
+        for (path, original) in attempt.originals.iter().rev() {
+            toolbox.restore(path, original.as_deref()).map_err(|e| {
+                Stop::Error(format!("could not undo a failed attempt's change: {e}"))
+            })?;
+            restored.push(path.as_str());
+        }
+        restored.reverse();
+        self.messages.truncate(self.opening_len.max(1));
+        self.attempts_undone += 1;
+        let why = if changed {
+            format!(
+                "the checks still failed after {} answer(s)",
+                attempt.answers
+            )
+        } else {
+            "its last answer changed nothing".to_owned()
+        };
+        self.emit(EventKind::Notice {
+            message: format!(
+                "fenced format: attempt {} undone ({why}); restored {}; asking again from the \
+                 opening",
+                self.attempts_undone,
+                if restored.is_empty() {
+                    "no files".to_owned()
+                } else {
+                    restored.join(", ")
+                }
+            ),
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Runs every check once and records each command; cancellable.
+    async fn run_checks(&mut self) -> Result<Vec<CheckOutcome>, Stop> {
+        let runner = self.workspace().await?.checks.clone();
+        let runs = self.guarded(runner.run_all()).await?;
+        for run in &runs {
+            if let Some(report) = &run.report {
+                self.emit(EventKind::CommandFinished(report.clone())).await;
+            }
+        }
+        Ok(runs.into_iter().map(|r| r.outcome).collect())
+    }
+
+    /// The compact scaffold's first user message: the goal, the files that fit, and the
+    /// checks' output before any change.
+    async fn compact_opening(&mut self) -> Result<(), Stop> {
+        let root = self.workspace().await?.toolbox.root().to_path_buf();
+        let files = self.setup.files.clone();
+        let goal = self.setup.goal.clone();
+        let shown =
+            tokio::task::spawn_blocking(move || compact::read_shown_files(&root, &files, &goal))
+                .await
+                .unwrap_or_default();
+        let checks = if self.setup.checks.is_empty() {
+            None
+        } else {
+            Some(self.run_checks().await?)
+        };
+        self.emit(EventKind::Notice {
+            message: format!(
+                "compact scaffold: showed {} file(s) in the first message{}",
+                shown.shown.len(),
+                match &checks {
+                    Some(c) if c.iter().all(|c| c.passed) => "; the checks already pass",
+                    Some(_) => "; the checks fail before any change",
+                    None => "",
+                }
+            ),
+        })
+        .await;
+        let checks = checks.map(|c| compact::render_checks(&c));
+        self.messages.push(Message::user(compact::render_opening(
+            &self.setup.goal,
+            &shown,
+            checks.as_deref(),
+        )));
+        self.opening_len = self.messages.len();
+        Ok(())
+    }
+
     /// Runs the checks. Ok(true) when all pass; Ok(false) after handing the failures back to
     /// the model as a new turn.
     async fn verify(&mut self) -> Result<bool, Stop> {
@@ -437,14 +709,7 @@ impl Loop {
             reason: Some(format!("verification round {round}")),
         })
         .await;
-        let runner = self.workspace().await?.checks.clone();
-        let runs = self.guarded(runner.run_all()).await?;
-        for run in &runs {
-            if let Some(report) = &run.report {
-                self.emit(EventKind::CommandFinished(report.clone())).await;
-            }
-        }
-        let checks: Vec<CheckOutcome> = runs.into_iter().map(|r| r.outcome).collect();
+        let checks = self.run_checks().await?;
         let passed = checks.iter().all(|c| c.passed);
         self.emit(EventKind::ChecksFinished {
             round,

@@ -14,6 +14,7 @@ use nightshift_model::{
     AnthropicClient, ChatCompletionsClient, ModelClient, ProviderConfig, ResponsesClient,
 };
 use nightshift_protocol::Prices;
+use nightshift_worker::{EditFormat, Scaffold};
 use serde::Deserialize;
 
 use crate::args::ModelArgs;
@@ -42,6 +43,12 @@ pub struct ProviderProfile {
     /// The server has no native tool calling: describe tools in the prompt, parse calls from
     /// the text (Chat Completions only).
     pub text_tool_calls: Option<bool>,
+    /// How the agent prompts this model: `full` (the default for providers) or `compact`
+    /// (the default for the embedded model; for small models on local servers too).
+    pub scaffold: Option<String>,
+    /// With the compact scaffold: `whole` (write whole files, the default) or `replace`
+    /// (search-and-replace edits).
+    pub edit_format: Option<String>,
     /// In `[model]` only: the profile to use when a task names none.
     pub profile: Option<String>,
 }
@@ -95,6 +102,7 @@ pub struct ModelSettings {
     pub prices: Option<Prices>,
     pub headers: Vec<(String, String)>,
     pub text_tool_calls: bool,
+    pub scaffold: Scaffold,
 }
 
 pub const DEFAULT_CONTEXT_WINDOW: u64 = 32_768;
@@ -217,6 +225,7 @@ pub fn model_settings(
         bail!("{origin}: prices must be zero or more (US dollars per million tokens)");
     }
     let kind = explicit_kind.unwrap_or(ProviderKind::Chat);
+    let scaffold = scaffold(profile, Scaffold::Full, &origin)?;
     Ok(ModelSettings {
         profile: named.map(str::to_owned),
         kind,
@@ -229,12 +238,52 @@ pub fn model_settings(
         prices: profile.prices,
         headers: profile.headers.clone().into_iter().collect(),
         text_tool_calls: profile.text_tool_calls.unwrap_or(false),
+        scaffold,
+    })
+}
+
+/// The profile's `scaffold` and `edit_format`, or `default`.
+fn scaffold(
+    profile: &ProviderProfile,
+    default: Scaffold,
+    origin: &str,
+) -> anyhow::Result<Scaffold> {
+    let edit = match profile.edit_format.as_deref() {
+        None | Some("whole") => EditFormat::Whole,
+        Some("replace") => EditFormat::Replace,
+        Some("fenced") => EditFormat::Fenced,
+        Some(other) => bail!(
+            "{origin}: edit_format = \"{other}\" is not known\nhint: use \"whole\" (write_file \
+             with whole files), \"replace\" (search-and-replace edits) or \"fenced\" (whole \
+             files in fenced code blocks, no tools)"
+        ),
+    };
+    let compact = match profile.scaffold.as_deref() {
+        None => default != Scaffold::Full,
+        Some("compact") => true,
+        Some("full") => false,
+        Some(other) => bail!(
+            "{origin}: scaffold = \"{other}\" is not known\nhint: use \"full\" (capable \
+             models) or \"compact\" (small local models)"
+        ),
+    };
+    if !compact && profile.edit_format.is_some() {
+        bail!(
+            "{origin}: edit_format applies only to the compact scaffold\nhint: add scaffold = \
+             \"compact\" or remove edit_format"
+        );
+    }
+    Ok(if compact {
+        Scaffold::Compact { edit }
+    } else {
+        Scaffold::Full
     })
 }
 
 /// The embedded model's context window when none is configured: room for a small task's
-/// conversation at a KV-cache cost (~28 KiB a token for the 1.5B model) a laptop can afford.
-pub const EMBEDDED_CONTEXT_WINDOW: u64 = 8_192;
+/// conversation at a KV-cache cost (~28 KiB a token for the 1.5B model: 448 MiB) a laptop can
+/// afford. Only the tokens used are ever computed; the window just bounds them.
+pub const EMBEDDED_CONTEXT_WINDOW: u64 = 16_384;
 
 fn embedded_settings(
     model: Option<&str>,
@@ -260,6 +309,13 @@ fn embedded_settings(
              hint: use at least {MIN_CONTEXT_WINDOW}, e.g. --context-window 8192"
         );
     }
+    let scaffold = scaffold(
+        profile,
+        Scaffold::Compact {
+            edit: EditFormat::Whole,
+        },
+        origin,
+    )?;
     Ok(ModelSettings {
         profile: named.map(str::to_owned),
         kind: ProviderKind::Embedded,
@@ -272,6 +328,7 @@ fn embedded_settings(
         prices: None,
         headers: Vec::new(),
         text_tool_calls: false,
+        scaffold,
     })
 }
 
@@ -283,10 +340,26 @@ fn profile_names(file: &FileConfig) -> String {
     }
 }
 
+/// [`client`], and for the embedded model the loaded model too: the daemon serves that same
+/// model (one copy in memory, one queue) over its OpenAI-compatible endpoint.
+pub async fn client_and_embedded(
+    settings: &ModelSettings,
+) -> anyhow::Result<(
+    Arc<dyn ModelClient>,
+    Option<Arc<nightshift_embedded::EmbeddedModel>>,
+)> {
+    if settings.kind == ProviderKind::Embedded {
+        let client = embedded_client(settings).await?;
+        let model = Arc::clone(client.model());
+        return Ok((client, Some(model)));
+    }
+    Ok((client(settings).await?, None))
+}
+
 /// The client for these settings. For the embedded model this loads it (seconds).
 pub async fn client(settings: &ModelSettings) -> anyhow::Result<Arc<dyn ModelClient>> {
     if settings.kind == ProviderKind::Embedded {
-        return embedded_client(settings).await;
+        return Ok(embedded_client(settings).await?);
     }
     let config = ProviderConfig {
         base_url: settings.base_url.clone(),
@@ -307,7 +380,9 @@ pub async fn client(settings: &ModelSettings) -> anyhow::Result<Arc<dyn ModelCli
 }
 
 /// Loads the embedded model from the data directory, and says that it is used.
-async fn embedded_client(settings: &ModelSettings) -> anyhow::Result<Arc<dyn ModelClient>> {
+async fn embedded_client(
+    settings: &ModelSettings,
+) -> anyhow::Result<Arc<nightshift_embedded::EmbeddedClient>> {
     let catalog = nightshift_embedded::find_model(Some(&settings.model))?;
     let models_dir = crate::config::Dirs::from_env()?.models();
     let path = models_dir.join(catalog.file_name);

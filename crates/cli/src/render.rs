@@ -229,7 +229,9 @@ pub fn summary(result: &TaskResult) -> String {
     let mut out = String::new();
     let headline = match result.status {
         TaskStatus::Succeeded => "succeeded",
-        TaskStatus::Failed => "FAILED: the checks did not pass",
+        // Failed is either checks that never passed or a model that got stuck; the reason
+        // line below says which.
+        TaskStatus::Failed => "FAILED",
         TaskStatus::BudgetExhausted => "stopped: budget exhausted",
         TaskStatus::Cancelled => "cancelled",
         _ => "ERROR",

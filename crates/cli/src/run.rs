@@ -48,6 +48,7 @@ pub fn worker_config(
         network_bridge: network_bridge()?,
         shell_timeout: file.sandbox.shell_timeout.unwrap_or(DEFAULT_SHELL_TIMEOUT),
         check_timeout: file.sandbox.check_timeout.unwrap_or(DEFAULT_CHECK_TIMEOUT),
+        scaffold: settings.scaffold,
     })
 }
 

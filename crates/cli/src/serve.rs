@@ -23,7 +23,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         args.sandbox,
         args.author.as_deref(),
     )?;
-    let model = provider::client(&settings).await?;
+    let (model, embedded) = provider::client_and_embedded(&settings).await?;
     let store: Arc<dyn nightshift_store::Store> = Arc::from(dirs.open_store()?);
     if args.workers == Some(0) {
         bail!("--workers must be at least 1\nhint: leave it out to run one task per CPU core");
@@ -57,7 +57,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         idle_poll: Duration::from_millis(500),
         worker,
         model,
-        extra_routes: None,
+        // The embedded model is served to other programs too, behind the same token.
+        extra_routes: embedded.map(nightshift_embedded::openai::router),
         instance: instance_name(),
     };
     // Tests and scripts read the address from this line (useful with --listen 127.0.0.1:0).
@@ -65,6 +66,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "nightshift: serving http://{address} with {workers} worker(s); store {}",
         nightshift_store::hide_password(&dirs.database_location())
     );
+    if config.extra_routes.is_some() {
+        render::note(&format!(
+            "the embedded model also answers OpenAI-compatible requests at http://{address}/v1 \
+             (same token: Authorization: Bearer <token>)"
+        ));
+    }
     nightshift_server::serve(listener, store, config, shutdown_signal())
         .await
         .context("the HTTP server failed")?;

@@ -19,9 +19,10 @@ mod template;
 mod text;
 mod worker;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nightshift_model::{
@@ -89,6 +90,9 @@ pub struct GenerateOptions {
     pub temperature: Option<f32>,
     pub seed: Option<u32>,
     pub tool_calls: Option<ToolCallMode>,
+    /// Sample with min-p (drop tokens less likely than this fraction of the likeliest) instead
+    /// of top-k and top-p. Min-p keeps high temperatures coherent: used to explore.
+    pub min_p: Option<f32>,
 }
 
 /// What went wrong loading or running a model.
@@ -206,6 +210,8 @@ struct Job {
     cancel: Arc<AtomicBool>,
     events: mpsc::UnboundedSender<StreamEvent>,
     submitted: std::time::Instant,
+    /// The model's count of generated tokens, which the worker adds to.
+    generated: Arc<AtomicU64>,
 }
 
 /// A GGUF model loaded into llama.cpp, with its own worker thread. Share it with `Arc`.
@@ -213,6 +219,7 @@ pub struct EmbeddedModel {
     jobs: Option<std::sync::mpsc::Sender<Job>>,
     worker: Option<std::thread::JoinHandle<()>>,
     info: ModelInfo,
+    generated: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for EmbeddedModel {
@@ -236,6 +243,7 @@ impl EmbeddedModel {
             jobs: Some(jobs),
             worker: Some(worker),
             info,
+            generated: Arc::default(),
         }))
     }
 
@@ -249,11 +257,18 @@ impl EmbeddedModel {
             jobs: Some(jobs),
             worker: Some(worker),
             info,
+            generated: Arc::default(),
         }))
     }
 
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// Tokens generated since the model was loaded, by every request, cancelled ones
+    /// included: shows whether abandoned work really stopped.
+    pub fn tokens_generated(&self) -> u64 {
+        self.generated.load(Ordering::Relaxed)
     }
 
     /// Starts a generation; it waits its turn behind earlier ones. Dropping the stream (or
@@ -267,6 +282,7 @@ impl EmbeddedModel {
             cancel: Arc::clone(&cancel),
             events: events_tx,
             submitted: std::time::Instant::now(),
+            generated: Arc::clone(&self.generated),
         };
         let sent = self
             .jobs
@@ -349,19 +365,47 @@ impl Drop for GenerationStream {
 }
 
 /// [`ModelClient`] over a shared [`EmbeddedModel`].
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct EmbeddedClient {
     model: Arc<EmbeddedModel>,
+    /// How many times each request (by [`request_key`]) was asked.
+    asked: Mutex<HashMap<u64, u32>>,
 }
+
+/// Requests remembered before the memory starts over: it only has to span one task's retries.
+const ASKED_MEMORY: usize = 100_000;
 
 impl EmbeddedClient {
     pub fn new(model: Arc<EmbeddedModel>) -> Self {
-        EmbeddedClient { model }
+        EmbeddedClient {
+            model,
+            asked: Mutex::default(),
+        }
     }
 
     pub fn model(&self) -> &Arc<EmbeddedModel> {
         &self.model
     }
+}
+
+/// How a request that was asked before is sampled: hotter than the default, with min-p
+/// rather than top-k/top-p (which, for a confident model, often leaves one candidate whatever
+/// the temperature), and a new seed each time.
+const ASKED_AGAIN_TEMPERATURE: f32 = 0.8;
+const ASKED_AGAIN_MIN_P: f32 = 0.05;
+
+/// A request's identity for [`EmbeddedClient`]'s memory of what it was asked: the messages
+/// and the offered tools.
+fn request_key(request: &ModelRequest) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&request.messages)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    for tool in &request.tools {
+        tool.name.hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 impl ModelClient for EmbeddedClient {
@@ -376,12 +420,30 @@ impl ModelClient for EmbeddedClient {
         _on_retry: &'a (dyn Fn(&RetryNote) + Send + Sync),
     ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
         Box::pin(async move {
+            // The same request twice means its first answer did not do (the agent went back
+            // to an earlier point to try again). Near-greedy sampling with a fixed seed would
+            // give that answer again, word for word: sample this one hotter, with a new seed.
+            let asked_before = {
+                let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+                if asked.len() >= ASKED_MEMORY {
+                    asked.clear();
+                }
+                let times = asked.entry(request_key(request)).or_insert(0);
+                *times += 1;
+                *times - 1
+            };
+            let options = if asked_before == 0 {
+                GenerateOptions::default()
+            } else {
+                GenerateOptions {
+                    temperature: Some(ASKED_AGAIN_TEMPERATURE),
+                    seed: Some(EngineOptions::default().seed.wrapping_add(asked_before)),
+                    min_p: Some(ASKED_AGAIN_MIN_P),
+                    ..GenerateOptions::default()
+                }
+            };
             // Dropping this future drops the stream, which cancels the generation.
-            let completion = self
-                .model
-                .stream(request.clone(), GenerateOptions::default())
-                .finish()
-                .await?;
+            let completion = self.model.stream(request.clone(), options).finish().await?;
             Ok(completion.response)
         })
     }

@@ -263,6 +263,28 @@ fn open_file(target: &Resolved) -> Result<fs::File, String> {
 }
 
 /// FIFOs, sockets and devices: opening one can block forever, so tools never do.
+/// A file's bytes before the agent changes it, for [`restore`]: `None` when it does not exist.
+pub(crate) fn snapshot(root: &Path, path: &str) -> Result<Option<Vec<u8>>, String> {
+    let target = resolve(root, path, Access::Write)?;
+    match fs::read(&target.abs) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("read", &target, &e)),
+    }
+}
+
+/// Puts a file back as a [`snapshot`] found it: its old bytes, or no file.
+pub(crate) fn restore(root: &Path, path: &str, original: Option<&[u8]>) -> Result<(), String> {
+    let target = resolve(root, path, Access::Write)?;
+    match original {
+        Some(bytes) => fs::write(&target.abs, bytes).map_err(|e| io_error("write", &target, &e)),
+        None => match fs::remove_file(&target.abs) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("remove", &target, &e)),
+            _ => Ok(()),
+        },
+    }
+}
+
 fn not_regular(target: &Resolved) -> String {
     format!(
         "`{}` is not a regular file (a FIFO, socket or device), so the file tools do not open \

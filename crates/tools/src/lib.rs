@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use nightshift_protocol::{CommandReport, ToolSpec};
 use nightshift_sandbox::{Limits, Sandbox};
 
-pub use spec::{TOOL_NAMES, tool_specs};
+pub use spec::{TOOL_NAMES, compact_tool_specs, tool_specs};
 pub use trim::trim_middle;
 
 /// The most a tool result may hold, in bytes, as the model sees it.
@@ -128,6 +128,17 @@ impl Toolbox {
     /// The tools offered to the model, each with a JSON schema of its arguments.
     pub fn specs(&self) -> Vec<ToolSpec> {
         spec::tool_specs(self.shell_limits.timeout)
+    }
+
+    /// A file's bytes (`None` when it does not exist), so that a change can be undone with
+    /// [`restore`](Self::restore). The path is confined as for `write_file`.
+    pub fn snapshot(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        files::snapshot(&self.root, path)
+    }
+
+    /// Puts a file back as [`snapshot`](Self::snapshot) found it: the same bytes, or no file.
+    pub fn restore(&self, path: &str, original: Option<&[u8]>) -> Result<(), String> {
+        files::restore(&self.root, path, original)
     }
 
     /// Runs one call. Never fails: errors come back as text with `is_error` set.

@@ -85,6 +85,41 @@ pub fn tool_specs(shell_timeout: Duration) -> Vec<ToolSpec> {
         .collect()
 }
 
+/// The small tool set offered to small local models: fewer and shorter tool descriptions
+/// cost fewer prompt tokens and leave the model fewer wrong choices. `edit_tool` is
+/// `write_file` (whole-file edits) or `edit_file` (search and replace); `read_file`, `shell`
+/// and `finish` are always offered.
+pub fn compact_tool_specs(shell_timeout: Duration, edit_tool: &str) -> Vec<ToolSpec> {
+    [edit_tool, "read_file", "shell", "finish"]
+        .into_iter()
+        .map(|name| ToolSpec {
+            name: name.to_owned(),
+            description: compact_description(name, shell_timeout),
+            parameters: parameters(name),
+        })
+        .collect()
+}
+
+fn compact_description(name: &str, shell_timeout: Duration) -> String {
+    match name {
+        "write_file" => "Write a file. content is the complete new file: every line of it, \
+             not only the changed part."
+            .to_owned(),
+        "edit_file" => "Change a file: old_string is copied exactly from the file (whole \
+             lines), new_string replaces it."
+            .to_owned(),
+        "read_file" => "Read a file.".to_owned(),
+        "shell" => format!(
+            "Run a shell command in the repository root (no network; stopped after {} s).",
+            shell_timeout.as_secs()
+        ),
+        "finish" => {
+            "Say that the task is done, with a one-sentence summary of the change.".to_owned()
+        }
+        other => description(other, shell_timeout),
+    }
+}
+
 fn description(name: &str, shell_timeout: Duration) -> String {
     match name {
         "shell" => format!(

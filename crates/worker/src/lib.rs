@@ -16,7 +16,7 @@ pub use task::{
     unrecorded_failure,
 };
 
-pub use nightshift_agent::ModelClient;
+pub use nightshift_agent::{EditFormat, ModelClient, Scaffold};
 pub use nightshift_protocol::{Event, TaskResult};
 
 /// The unified diff of `tip` against `base` in the repository at `repo`.

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nightshift_agent::{AgentEvent, AgentOutcome, AgentSetup, ModelClient, Op, Toolbox, Workspace};
+use nightshift_agent::{
+    AgentEvent, AgentOutcome, AgentSetup, ModelClient, Op, Scaffold, Toolbox, Workspace,
+};
 use nightshift_git::{Author, GitError, Repo, Worktree};
 use nightshift_protocol::{Event, EventKind, TaskId, TaskResult, TaskStatus, Usage};
 use nightshift_sandbox::{Limits, NetworkPolicy, Sandbox, SandboxMode};
@@ -36,6 +38,8 @@ pub struct WorkerConfig {
     pub shell_timeout: Duration,
     /// Wall-clock limit for one check.
     pub check_timeout: Duration,
+    /// How the agent prompts the model (compact for small local models).
+    pub scaffold: Scaffold,
 }
 
 /// A failure that stops the worker itself, as opposed to a task that ends in `error`.
@@ -603,7 +607,8 @@ async fn drive(
             instructions,
             files,
             model,
-            tool_specs: nightshift_agent::tool_specs(config.shell_timeout),
+            tool_specs: config.scaffold.tool_specs(config.shell_timeout),
+            scaffold: config.scaffold,
             prices: config.prices,
         },
         workspace_rx,

@@ -270,6 +270,7 @@ impl<'m> Worker<'m> {
         let mut chain = self.sampler_chain(
             job.options.temperature.unwrap_or(self.options.temperature),
             job.options.seed.unwrap_or(self.options.seed),
+            job.options.min_p,
         );
         let mut in_call = grammar.is_some();
         let mut utf8 = Utf8Buffer::default();
@@ -293,6 +294,7 @@ impl<'m> Worker<'m> {
                 break Finish::Stop;
             }
             completion_tokens += 1;
+            job.generated.fetch_add(1, Ordering::Relaxed);
             piece.clear();
             self.model
                 .vocab()
@@ -461,9 +463,16 @@ impl<'m> Worker<'m> {
         })
     }
 
-    fn sampler_chain(&self, temperature: f32, seed: u32) -> LlamaSampler {
+    fn sampler_chain(&self, temperature: f32, seed: u32, min_p: Option<f32>) -> LlamaSampler {
         if temperature <= 0.0 {
             return LlamaSampler::greedy();
+        }
+        if let Some(min_p) = min_p {
+            return LlamaSampler::chain_simple([
+                LlamaSampler::min_p(min_p, 1),
+                LlamaSampler::temp(temperature),
+                LlamaSampler::dist(seed),
+            ]);
         }
         LlamaSampler::chain_simple([
             LlamaSampler::top_k(self.options.top_k.max(1)),

@@ -228,6 +228,41 @@ async fn lazy_mode_leaves_plain_answers_possible_with_tools_offered() {
     assert!(!response.message.content.is_empty());
 }
 
+/// The agent asks the same request again when it goes back to try afresh; a greedy model
+/// would give the answer that did not do, word for word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_asked_again_gets_a_sampled_answer() {
+    let Some(path) = model_path() else {
+        return;
+    };
+    let model = EmbeddedModel::load_async(&path, options(32)).await.unwrap();
+    let client = EmbeddedClient::new(model);
+    let request = ModelRequest {
+        messages: vec![Message::user(
+            "Write one sentence about the sea, in your own words.",
+        )],
+        tools: Vec::new(),
+    };
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let response = client.complete(&request, &|_| {}).await.unwrap();
+        answers.push(response.message.content);
+    }
+    assert!(
+        answers[1] != answers[0] || answers[2] != answers[0],
+        "asked three times, the same answer each time: {answers:?}"
+    );
+    // A different request is a first ask again: greedy, so a new client agrees with it.
+    let other = ModelRequest {
+        messages: vec![Message::user("Name one colour of the sea, one word.")],
+        tools: Vec::new(),
+    };
+    let first = client.complete(&other, &|_| {}).await.unwrap();
+    let fresh = EmbeddedClient::new(Arc::clone(client.model()));
+    let again = fresh.complete(&other, &|_| {}).await.unwrap();
+    assert_eq!(first.message.content, again.message.content);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompt_larger_than_the_context_is_a_context_length_error() {
     let Some(path) = model_path() else {
