@@ -131,18 +131,22 @@ fn instructions_text(instructions: Option<&str>) -> String {
 }
 
 /// Files the model wrote in its answer, in the fenced format: a line naming the file, then
-/// its whole content in a fenced code block. A block without a name goes to the one file the
-/// goal names with the block's language, if there is exactly one.
+/// its whole content in a fenced code block (the last block for a path wins: the model
+/// corrected itself). A block without a name goes to the one file the goal names, when the
+/// block is tagged with that file's language and defines something: small models follow
+/// their fix with blocks of usage, shell commands or the test output they expect, and the
+/// first such block is the fix.
 pub(crate) fn fenced_files(answer: &str, files: &[String], goal: &str) -> Vec<(String, String)> {
     let lines: Vec<&str> = answer.lines().collect();
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut named: Vec<(String, String)> = Vec::new();
+    let mut unnamed: Option<(String, String)> = None;
     let mut i = 0;
     while i < lines.len() {
         let Some(fence) = fence_of(lines[i]) else {
             i += 1;
             continue;
         };
-        let language = lines[i].trim_start()[fence.len()..].trim();
+        let language = canonical_language(lines[i].trim_start()[fence.len()..].trim());
         let Some(close) = lines[i + 1..]
             .iter()
             .position(|l| l.trim_end() == fence)
@@ -152,15 +156,52 @@ pub(crate) fn fenced_files(answer: &str, files: &[String], goal: &str) -> Vec<(S
         };
         let mut content = lines[i + 1..close].join("\n");
         content.push('\n');
-        let named = (i > 0).then(|| path_in(lines[i - 1])).flatten();
-        let path = named.or_else(|| sole_goal_file(files, goal, language));
-        if let Some(path) = path {
-            out.retain(|(p, _)| *p != path);
-            out.push((path, content));
+        if let Some(path) = (i > 0).then(|| path_in(lines[i - 1])).flatten() {
+            named.retain(|(p, _)| *p != path);
+            named.push((path, content));
+        } else if unnamed.is_none()
+            && defines_code(&content, language)
+            && let Some(path) = sole_goal_file(files, goal, language)
+        {
+            unnamed = Some((path, content));
         }
         i = close + 1;
     }
-    out
+    if let Some((path, content)) = unnamed
+        && !named.iter().any(|(p, _)| *p == path)
+    {
+        named.insert(0, (path, content));
+    }
+    named
+}
+
+/// A fence's language tag, with the short spellings models also use.
+fn canonical_language(tag: &str) -> &str {
+    match tag {
+        "py" | "python3" => "python",
+        "rs" => "rust",
+        other => other,
+    }
+}
+
+/// Whether a block of `language` holds a definition (a function, class, type), not only
+/// statements such as a usage example or a shell command.
+fn defines_code(content: &str, language: &str) -> bool {
+    let starts: &[&str] = match language {
+        "python" => &["def ", "async def ", "class "],
+        "rust" => &[
+            "fn ", "struct ", "enum ", "impl ", "impl<", "trait ", "mod ", "const ",
+        ],
+        _ => return false,
+    };
+    content.lines().any(|line| {
+        let line = line.trim_start();
+        let line = ["pub(crate) ", "pub "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p))
+            .unwrap_or(line);
+        starts.iter().any(|s| line.starts_with(s))
+    })
 }
 
 /// The summary of a fenced answer: its words outside the files, or which files it changed.
@@ -217,8 +258,7 @@ fn path_in(line: &str) -> Option<String> {
 fn sole_goal_file(files: &[String], goal: &str, language: &str) -> Option<String> {
     let mut named = files.iter().filter(|f| {
         let name = f.rsplit('/').next().unwrap_or(f);
-        (goal.contains(f.as_str()) || goal.contains(name))
-            && (language.is_empty() || fence_language(f) == language)
+        (goal.contains(f.as_str()) || goal.contains(name)) && fence_language(f) == language
     });
     let first = named.next()?;
     named.next().is_none().then(|| first.clone())
@@ -460,10 +500,25 @@ mod tests {
             ]
         );
         assert_eq!(fenced_summary(answer, &found), "The bug is in add.");
-        // No name: the one Python file the goal names.
-        let bare = "```python\nprint(1)\n```";
-        assert_eq!(fenced_files(bare, &files, "Fix calc.py")[0].0, "calc.py");
+        // No name: the first block that defines something in the language of the one file
+        // the goal names; usage, commands and expected output after it are not the file.
+        let bare = "Here:\n```py\ndef add(a, b):\n    return a + b\n```\nRun it:\n```python\n$ python3 -m unittest\n```\n```python\nclass T:\n    pass\n```\n```\nOK\n```";
+        assert_eq!(
+            fenced_files(bare, &files, "Fix calc.py"),
+            [(
+                "calc.py".to_owned(),
+                "def add(a, b):\n    return a + b\n".to_owned()
+            )]
+        );
         assert!(fenced_files(bare, &files, "Fix it").is_empty());
+        assert!(fenced_files("```\ndef add(): pass\n```", &files, "Fix calc.py").is_empty());
+        assert!(fenced_files("```python\nprint(1)\n```", &files, "Fix calc.py").is_empty());
+        // A named block for the same file wins over an unnamed one.
+        let both = "```python\ndef a(): pass\n```\ncalc.py\n```python\ndef b(): pass\n```";
+        assert_eq!(
+            fenced_files(both, &files, "Fix calc.py"),
+            [("calc.py".to_owned(), "def b(): pass\n".to_owned())]
+        );
         // An unclosed block is not a file; words alone are a claim of being done.
         assert!(fenced_files("calc.py\n```python\nprint(1)\n", &files, "").is_empty());
         assert_eq!(
