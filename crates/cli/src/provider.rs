@@ -249,7 +249,11 @@ fn scaffold(
     origin: &str,
 ) -> anyhow::Result<Scaffold> {
     let edit = match profile.edit_format.as_deref() {
-        None | Some("whole") => EditFormat::Whole,
+        None => match default {
+            Scaffold::Compact { edit } => edit,
+            Scaffold::Full => EditFormat::Whole,
+        },
+        Some("whole") => EditFormat::Whole,
         Some("replace") => EditFormat::Replace,
         Some("fenced") => EditFormat::Fenced,
         Some(other) => bail!(
@@ -285,6 +289,13 @@ fn scaffold(
 /// afford. Only the tokens used are ever computed; the window just bounds them.
 pub const EMBEDDED_CONTEXT_WINDOW: u64 = 16_384;
 
+/// How the agent prompts the embedded model unless a profile says otherwise: chosen by the
+/// eval suite (docs/BENCHMARKS.md), where fenced whole files with fresh attempts solved the
+/// most tasks.
+const EMBEDDED_SCAFFOLD: Scaffold = Scaffold::Compact {
+    edit: EditFormat::Fenced,
+};
+
 fn embedded_settings(
     model: Option<&str>,
     flags: &ModelArgs,
@@ -309,13 +320,7 @@ fn embedded_settings(
              hint: use at least {MIN_CONTEXT_WINDOW}, e.g. --context-window 8192"
         );
     }
-    let scaffold = scaffold(
-        profile,
-        Scaffold::Compact {
-            edit: EditFormat::Whole,
-        },
-        origin,
-    )?;
+    let scaffold = scaffold(profile, EMBEDDED_SCAFFOLD, origin)?;
     Ok(ModelSettings {
         profile: named.map(str::to_owned),
         kind: ProviderKind::Embedded,
@@ -413,4 +418,43 @@ async fn embedded_client(
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(Arc::new(nightshift_embedded::EmbeddedClient::new(model)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(scaffold: Option<&str>, edit_format: Option<&str>) -> ProviderProfile {
+        ProviderProfile {
+            scaffold: scaffold.map(str::to_owned),
+            edit_format: edit_format.map(str::to_owned),
+            ..ProviderProfile::default()
+        }
+    }
+
+    #[test]
+    fn the_edit_format_defaults_to_the_models_own_and_a_profile_overrides_it() {
+        let whole = Scaffold::Compact {
+            edit: EditFormat::Whole,
+        };
+        let chosen = |p: ProviderProfile, default| scaffold(&p, default, "test").unwrap();
+        assert_eq!(
+            chosen(profile(None, None), EMBEDDED_SCAFFOLD),
+            EMBEDDED_SCAFFOLD
+        );
+        assert_eq!(
+            chosen(profile(None, Some("whole")), EMBEDDED_SCAFFOLD),
+            whole
+        );
+        assert_eq!(
+            chosen(profile(Some("full"), None), EMBEDDED_SCAFFOLD),
+            Scaffold::Full
+        );
+        // A provider's profile that asks for the compact scaffold gets whole-file writes.
+        assert_eq!(
+            chosen(profile(Some("compact"), None), Scaffold::Full),
+            whole
+        );
+        assert_eq!(chosen(profile(None, None), Scaffold::Full), Scaffold::Full);
+    }
 }
