@@ -517,7 +517,15 @@ impl Loop {
         let files = compact::fenced_files(text, &self.setup.files, &self.setup.goal);
         let summary = compact::fenced_summary(text, &files);
         if files.is_empty() {
-            return Ok(Some(summary));
+            // No file: a claim of being done. While the checks fail, it is a failed attempt
+            // like any other, not a conversation about why (which a small model loses).
+            if self.setup.checks.is_empty() || self.run_checks().await?.iter().all(|c| c.passed) {
+                return Ok(Some(summary));
+            }
+            return self
+                .start_afresh(toolbox, "the answer gave no file", None)
+                .await
+                .map(|()| None);
         }
         let mut report = Vec::new();
         let mut changed = false;
@@ -596,16 +604,24 @@ impl Loop {
                 self.repeats
             )));
         }
-        self.start_afresh(toolbox, checks_said).await.map(|()| None)
+        let why = if checks_said.is_some() {
+            "the checks failed"
+        } else {
+            "the answer changed nothing"
+        };
+        self.start_afresh(toolbox, why, checks_said)
+            .await
+            .map(|()| None)
     }
 
     /// Gives up on the current fenced attempt: puts back the files it changed and drops the
     /// conversation after the opening, so the next request is the first one again (which the
     /// embedded model then samples afresh, not greedily).
-    /// `checks_said` is the checks' verdict on the attempt, `None` when it changed nothing.
+    /// `why` the attempt failed, and the checks' verdict on it when it changed something.
     async fn start_afresh(
         &mut self,
         toolbox: &Arc<Toolbox>,
+        why: &str,
         checks_said: Option<String>,
     ) -> Result<(), Stop> {
         let attempt = std::mem::take(&mut self.attempt);
@@ -620,11 +636,6 @@ impl Loop {
         restored.reverse();
         self.messages.truncate(self.opening_len.max(1));
         self.attempts_undone += 1;
-        let why = if checks_said.is_some() {
-            "the checks failed"
-        } else {
-            "the answer changed nothing"
-        };
         self.emit(EventKind::Notice {
             message: format!(
                 "fenced format: attempt {} undone ({why}); restored {}; asking again from the \

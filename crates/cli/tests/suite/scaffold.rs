@@ -211,7 +211,9 @@ fn the_fenced_format_writes_the_files_an_answer_gives_until_the_checks_pass() {
             ),
             // Attempt 2: gives the file back unchanged.
             ScriptedReply::Text(format!("calc.py\n```python\n{BROKEN}```\n")),
-            // Attempt 3: the fix.
+            // Attempt 3: no file, while the checks fail.
+            ScriptedReply::Text("The code looks correct to me.".into()),
+            // Attempt 4: the fix.
             ScriptedReply::Text(
                 "Fixed the operator.\n\n**calc.py**\n```python\ndef add(a, b):\n    return a + b\n```".into(),
             ),
@@ -223,7 +225,7 @@ fn the_fenced_format_writes_the_files_an_answer_gives_until_the_checks_pass() {
     let requests = world.server().requests();
     assert_eq!(
         requests.len(),
-        3,
+        4,
         "no finish turn: passing checks end the task"
     );
     assert!(
@@ -239,13 +241,14 @@ fn the_fenced_format_writes_the_files_an_answer_gives_until_the_checks_pass() {
     assert_eq!(messages(&requests[0]).len(), 2);
     assert_eq!(messages(&requests[1]), messages(&requests[0]));
     assert_eq!(messages(&requests[2]), messages(&requests[0]));
+    assert_eq!(messages(&requests[3]), messages(&requests[0]));
     let notices: Vec<String> = run
         .events_of("notice")
         .iter()
         .map(|n| n["message"].as_str().unwrap().to_owned())
         .filter(|m| m.contains("undone"))
         .collect();
-    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert_eq!(notices.len(), 3, "{notices:?}");
     // The first attempt's failure, with the checks' output, is on the record.
     assert!(
         notices[0].starts_with(
@@ -257,6 +260,11 @@ fn the_fenced_format_writes_the_files_an_answer_gives_until_the_checks_pass() {
     assert_eq!(
         notices[1],
         "fenced format: attempt 2 undone (the answer changed nothing); restored calc.py; asking \
+         again from the opening"
+    );
+    assert_eq!(
+        notices[2],
+        "fenced format: attempt 3 undone (the answer gave no file); restored no files; asking \
          again from the opening"
     );
 
