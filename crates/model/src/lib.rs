@@ -43,7 +43,7 @@ pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
 pub use client::ChatCompletionsClient;
 pub use config::ProviderConfig;
 pub use error::ModelError;
-pub use responses::{REASONING_MEMORY, ResponsesClient};
+pub use responses::{REASONING_MEMORY, ResponsesClient, tool_json as responses_tool_json};
 pub use text_tools::parse_text_tool_calls;
 
 /// A boxed, sendable future; what [`ModelClient`] methods return so the trait stays

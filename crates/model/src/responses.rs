@@ -23,7 +23,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use nightshift_protocol::{Message, Role, ToolCall};
+use nightshift_protocol::{Message, Role, ToolCall, ToolSpec};
 use serde_json::{Value, json};
 
 use crate::sse::SseEvent;
@@ -206,19 +206,7 @@ pub(crate) fn request_body(
         body["instructions"] = json!(instructions.join("\n\n"));
     }
     if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|tool| {
-                json!({
-                    "type": "function",
-                    "name": tool.name,
-                    "description": tool.description,
-                    "parameters": tool.parameters,
-                })
-            })
-            .collect();
-        body["tools"] = Value::Array(tools);
+        body["tools"] = request.tools.iter().map(tool_json).collect();
     }
     if include_reasoning {
         body["include"] = json!(["reasoning.encrypted_content"]);
@@ -230,6 +218,17 @@ pub(crate) fn request_body(
         body["temperature"] = json!(temperature);
     }
     body
+}
+
+/// A tool as the Responses API describes one (a flat function object); also what the
+/// embedded model's `/v1/responses` echoes back.
+pub fn tool_json(tool: &ToolSpec) -> Value {
+    json!({
+        "type": "function",
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": tool.parameters,
+    })
 }
 
 fn text_item(role: &str, kind: &str, text: &str) -> Value {

@@ -78,20 +78,13 @@ fn parse(body: &Object) -> Result<ChatRequest, ApiError> {
         .map(|(i, message)| parse_message(message, &format!("messages[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let tools = match input::field(body, "tools") {
-        None => Vec::new(),
-        Some(Value::Array(tools)) => tools
-            .iter()
-            .enumerate()
-            .map(|(i, tool)| parse_tool(tool, &format!("tools[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "tools",
-                "`tools` must be a list of {\"type\": \"function\", \"function\": {...}} objects",
-            ));
-        }
-    };
+    let tools = input::list(
+        body,
+        "tools",
+        "tools",
+        "{\"type\": \"function\", \"function\": {...}} objects",
+        parse_tool,
+    )?;
     input::check_unique(&tools)?;
     let (tools, tool_calls) = input::apply_tool_choice(input::tool_choice(body)?, tools)?;
 
@@ -145,32 +138,27 @@ fn parse_message(value: &Value, param: &str) -> Result<Message, ApiError> {
     let role = input::string(message, "role", &role_param, "the author's role")?;
     let content_param = format!("{param}.content");
     let content = || input::text(message.get("content"), &content_param, &["text"]);
-    let required = || match input::field(message, "content") {
-        Some(_) => content(),
-        None => Err(ApiError::invalid(
+    let required = || {
+        input::required_text(
+            message,
+            "content",
             &content_param,
-            format!("`{content_param}` is missing: a {role} message needs text"),
-        )),
+            &["text"],
+            &format!("a {role} message needs text"),
+        )
     };
     Ok(match role {
         // `developer` is what newer OpenAI models call the system role.
         "system" | "developer" => Message::system(required()?),
         "user" => Message::user(required()?),
         "assistant" => {
-            let calls = match input::field(message, "tool_calls") {
-                None => Vec::new(),
-                Some(Value::Array(calls)) => calls
-                    .iter()
-                    .enumerate()
-                    .map(|(i, call)| parse_call(call, &format!("{param}.tool_calls[{i}]")))
-                    .collect::<Result<Vec<_>, _>>()?,
-                Some(_) => {
-                    return Err(ApiError::invalid(
-                        format!("{param}.tool_calls"),
-                        "`tool_calls` must be a list of calls",
-                    ));
-                }
-            };
+            let calls = input::list(
+                message,
+                "tool_calls",
+                &format!("{param}.tool_calls"),
+                "calls",
+                parse_call,
+            )?;
             Message::assistant(content()?, calls)
         }
         "tool" => {

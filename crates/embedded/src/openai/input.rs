@@ -30,6 +30,29 @@ pub(crate) fn field<'a>(object: &'a Object, key: &str) -> Option<&'a Value> {
     object.get(key).filter(|value| !value.is_null())
 }
 
+/// An optional list field, each item parsed with its own parameter path (`{param}[i]`);
+/// `shape` says what the list should hold, for the error when it is not a list.
+pub(crate) fn list<T>(
+    object: &Object,
+    key: &str,
+    param: &str,
+    shape: &str,
+    parse: impl Fn(&Value, &str) -> Result<T, ApiError>,
+) -> Result<Vec<T>, ApiError> {
+    match field(object, key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| parse(item, &format!("{param}[{i}]")))
+            .collect(),
+        Some(_) => Err(ApiError::invalid(
+            param,
+            format!("`{key}` must be a list of {shape}"),
+        )),
+    }
+}
+
 /// A string field; `what` says what it should be.
 pub(crate) fn string<'a>(
     object: &'a Object,
@@ -102,6 +125,24 @@ pub(crate) fn text(
         texts.push(string(part, "text", &format!("{param}.text"), "a string")?);
     }
     Ok(texts.join("\n"))
+}
+
+/// [`text`] that must be present: a missing (or `null`) field is refused, `needs` saying
+/// what it should hold.
+pub(crate) fn required_text(
+    object: &Object,
+    key: &str,
+    param: &str,
+    part_types: &[&str],
+    needs: &str,
+) -> Result<String, ApiError> {
+    if field(object, key).is_none() {
+        return Err(ApiError::invalid(
+            param,
+            format!("`{param}` is missing: {needs}"),
+        ));
+    }
+    text(object.get(key), param, part_types)
 }
 
 /// A function tool: `name`, optional `description` and `parameters` (a JSON schema).

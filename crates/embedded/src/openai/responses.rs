@@ -139,20 +139,13 @@ fn parse(body: &Object) -> Result<ResponsesRequest, ApiError> {
         }
     }
 
-    let tools = match input::field(body, "tools") {
-        None => Vec::new(),
-        Some(Value::Array(tools)) => tools
-            .iter()
-            .enumerate()
-            .map(|(i, tool)| parse_tool(tool, &format!("tools[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "tools",
-                "`tools` must be a list of {\"type\": \"function\", \"name\", \"parameters\"} objects",
-            ));
-        }
-    };
+    let tools = input::list(
+        body,
+        "tools",
+        "tools",
+        "{\"type\": \"function\", \"name\", \"parameters\"} objects",
+        parse_tool,
+    )?;
     input::check_unique(&tools)?;
     let echo_tools = tools.clone();
     let (tools, tool_calls) = input::apply_tool_choice(input::tool_choice(body)?, tools)?;
@@ -193,14 +186,13 @@ fn parse_item(value: &Value, param: &str, messages: &mut Vec<Message>) -> Result
         "message" => {
             let role_param = format!("{param}.role");
             let role = input::string(item, "role", &role_param, "the author's role")?;
-            let content_param = format!("{param}.content");
-            if input::field(item, "content").is_none() {
-                return Err(ApiError::invalid(
-                    &content_param,
-                    format!("`{content_param}` is missing: a message needs text"),
-                ));
-            }
-            let content = input::text(item.get("content"), &content_param, TEXT_PARTS)?;
+            let content = input::required_text(
+                item,
+                "content",
+                &format!("{param}.content"),
+                TEXT_PARTS,
+                "a message needs text",
+            )?;
             messages.push(match role {
                 "user" => Message::user(content),
                 "assistant" => Message::assistant(content, Vec::new()),
@@ -252,14 +244,13 @@ fn parse_item(value: &Value, param: &str, messages: &mut Vec<Message>) -> Result
                 &call_param,
                 "the id of the call this answers",
             )?;
-            let output_param = format!("{param}.output");
-            if input::field(item, "output").is_none() {
-                return Err(ApiError::invalid(
-                    &output_param,
-                    format!("`{output_param}` is missing: send the call's result as text"),
-                ));
-            }
-            let output = input::text(item.get("output"), &output_param, TEXT_PARTS)?;
+            let output = input::required_text(
+                item,
+                "output",
+                &format!("{param}.output"),
+                TEXT_PARTS,
+                "send the call's result as text",
+            )?;
             messages.push(Message::tool(call_id, output));
         }
         // Reasoning from another model means nothing to this one.
@@ -305,13 +296,9 @@ impl Meta {
             .tools
             .iter()
             .map(|tool| {
-                json!({
-                    "type": "function",
-                    "name": tool.name,
-                    "description": tool.description,
-                    "parameters": tool.parameters,
-                    "strict": false,
-                })
+                let mut tool = nightshift_model::responses_tool_json(tool);
+                tool["strict"] = json!(false);
+                tool
             })
             .collect();
         json!({
