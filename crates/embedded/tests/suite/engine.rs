@@ -1,7 +1,6 @@
 //! The engine against a real GGUF model (`NIGHTSHIFT_TEST_MODEL`). Without it these tests
 //! skip loudly on a developer machine and fail in CI (`CI` set), where a model is required.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,32 +9,10 @@ use nightshift_embedded::{
     ToolCallMode,
 };
 use nightshift_model::{ModelClient, ModelError, ModelRequest};
+
+use super::model_path;
 use nightshift_protocol::{Message, ToolSpec};
 use serde_json::Value;
-
-fn model_path() -> Option<PathBuf> {
-    match std::env::var_os("NIGHTSHIFT_TEST_MODEL") {
-        Some(path) if !path.is_empty() => {
-            let path = PathBuf::from(path);
-            assert!(
-                path.is_file(),
-                "NIGHTSHIFT_TEST_MODEL={} is not a file",
-                path.display()
-            );
-            Some(path)
-        }
-        _ if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") => panic!(
-            "the engine tests need a GGUF model in CI: set NIGHTSHIFT_TEST_MODEL to its path \
-             (e.g. qwen2.5-coder-1.5b-instruct-q4_k_m.gguf from `nightshift model pull`)"
-        ),
-        _ => {
-            eprintln!(
-                "\n*** SKIPPED: real-model engine test; set NIGHTSHIFT_TEST_MODEL=/path/to/model.gguf to run it ***\n"
-            );
-            None
-        }
-    }
-}
 
 fn options(max_output_tokens: u32) -> EngineOptions {
     EngineOptions {

@@ -5,7 +5,6 @@
 //! first prefill dominate on a small CPU, and later requests reuse the KV cache. Answers are
 //! greedy and short.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use nightshift_embedded::{EmbeddedModel, EngineOptions};
@@ -15,24 +14,9 @@ use nightshift_model::{
 use nightshift_protocol::Message;
 use serde_json::{Value, json};
 
-const SUM: &str = "What is 12 + 30? Answer with the number only.";
+use super::model_path;
 
-fn model_path() -> Option<PathBuf> {
-    match std::env::var_os("NIGHTSHIFT_TEST_MODEL") {
-        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") => panic!(
-            "the OpenAI endpoint tests need a GGUF model in CI: set NIGHTSHIFT_TEST_MODEL to its \
-             path (e.g. qwen2.5-coder-1.5b-instruct-q4_k_m.gguf from `nightshift model pull`)"
-        ),
-        _ => {
-            eprintln!(
-                "\n*** SKIPPED: real-model OpenAI endpoint test; set \
-                 NIGHTSHIFT_TEST_MODEL=/path/to/model.gguf to run it ***\n"
-            );
-            None
-        }
-    }
-}
+const SUM: &str = "What is 12 + 30? Answer with the number only.";
 
 /// The endpoint served on a free port, and a client for it.
 struct Endpoint {
