@@ -8,12 +8,10 @@
 //! with its usage, not as a model request/response pair, so steps and their events keep
 //! meaning one request of the agent's own work.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nightshift_model::RetryNote;
 use nightshift_protocol::{CheckOutcome, EventKind, Message, TaskStatus, Usage};
-use nightshift_tools::Toolbox;
 use tokio::sync::mpsc;
 
 use crate::context;
@@ -23,6 +21,7 @@ use crate::{
     compact,
 };
 
+mod fenced;
 mod room;
 
 /// Tokens kept free for the model's answer, as a fraction of the window.
@@ -87,23 +86,9 @@ struct Loop {
     /// attempt starts from.
     opening_len: usize,
     /// The fenced format's current attempt (see [`FencedAttempt`]).
-    attempt: FencedAttempt,
+    attempt: fenced::FencedAttempt,
     /// Fenced attempts given up on and undone so far.
     attempts_undone: u32,
-}
-
-/// One attempt of the fenced edit format: the files it changed, as they were before, so that
-/// an attempt that fails can be undone and the model asked again from the opening.
-///
-/// An attempt is one answer. Shown its failed answer and the checks' output, the 1.5B model
-/// gave the same answer again in 7 of 9 retries in our eval runs, and none of the 9 passed,
-/// so a retry in the conversation wastes a step; an independent sample from the opening
-/// does not.
-#[derive(Default)]
-struct FencedAttempt {
-    /// Each changed file's bytes before the attempt first wrote it (`None`: it did not
-    /// exist), in the order first written.
-    originals: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// After this many identical calls with identical results in a row, the model is told to
@@ -160,7 +145,7 @@ pub(crate) async fn run(
         last_call: None,
         repeats: 0,
         opening_len: 0,
-        attempt: FencedAttempt::default(),
+        attempt: fenced::FencedAttempt::default(),
         attempts_undone: 0,
     };
     let (status, summary, reason) = match agent.work().await {
@@ -502,156 +487,6 @@ impl Loop {
                 wait_ms: note.wait.as_millis() as u64,
             }));
         }
-    }
-
-    /// The fenced edit format: writes the files the answer gives (recorded as `write_file`
-    /// calls) and runs the checks. Returns the summary when they pass, or when the answer
-    /// gives no file (a claim of being done, which verification then tests); otherwise undoes
-    /// the attempt so that the next turn asks the opening again.
-    async fn apply_fenced(
-        &mut self,
-        step: u32,
-        toolbox: &Arc<Toolbox>,
-        text: &str,
-    ) -> Result<Option<String>, Stop> {
-        let files = compact::fenced_files(text, &self.setup.files, &self.setup.goal);
-        let summary = compact::fenced_summary(text, &files);
-        if files.is_empty() {
-            // No file: a claim of being done. While the checks fail, it is a failed attempt
-            // like any other, not a conversation about why (which a small model loses).
-            if self.setup.checks.is_empty() || self.run_checks().await?.iter().all(|c| c.passed) {
-                return Ok(Some(summary));
-            }
-            return self
-                .start_afresh(toolbox, "the answer gave no file", None)
-                .await
-                .map(|()| None);
-        }
-        let mut report = Vec::new();
-        let mut changed = false;
-        for (index, (path, content)) in files.iter().enumerate() {
-            let call_id = format!("fenced-{step}-{index}");
-            let written = serde_json::json!({"path": path, "content": content}).to_string();
-            self.emit(EventKind::ToolCall {
-                step,
-                call_id: call_id.clone(),
-                name: "write_file".to_owned(),
-                arguments: written.clone(),
-            })
-            .await;
-            let started = Instant::now();
-            let merged = compact::merge_partial_write(toolbox.root(), &written);
-            let arguments = merged.as_ref().map_or(&written, |(args, _)| args);
-            let before = compact::changed_file(toolbox.root(), arguments);
-            let original = toolbox.snapshot(path);
-            let mut output = self.guarded(toolbox.call("write_file", arguments)).await?;
-            if !output.is_error {
-                if let Ok(original) = original
-                    && !self.attempt.originals.iter().any(|(p, _)| p == path)
-                {
-                    self.attempt.originals.push((path.clone(), original));
-                }
-                if let Some((_, note)) = &merged {
-                    output.text.push_str(&format!("\n{note}"));
-                }
-                let after = compact::changed_file(toolbox.root(), arguments);
-                match (before, after) {
-                    (Some((_, old)), Some((_, new))) if old == new => {
-                        output.text.push_str(&compact::unchanged_note(path));
-                    }
-                    _ => changed = true,
-                }
-            }
-            self.emit(EventKind::ToolResult {
-                step,
-                call_id,
-                name: "write_file".to_owned(),
-                output: output.text.clone(),
-                is_error: output.is_error,
-                duration_ms: started.elapsed().as_millis() as u64,
-            })
-            .await;
-            report.push(output.text);
-        }
-        if changed && self.setup.checks.is_empty() {
-            return Ok(Some(summary));
-        }
-        let mut checks_said = None;
-        if changed {
-            let checks = self.run_checks().await?;
-            if checks.iter().all(|c| c.passed) {
-                return Ok(Some(summary));
-            }
-            checks_said = Some(compact::render_checks(&checks));
-        }
-        // Identical answers with identical results: the loop breaker, as for tool calls.
-        let result = format!(
-            "{}\n{}",
-            report.join("\n"),
-            checks_said.as_deref().unwrap_or("")
-        );
-        let this_turn = ("fenced".to_owned(), text.to_owned(), result);
-        self.repeats = if self.last_call.as_ref() == Some(&this_turn) {
-            self.repeats + 1
-        } else {
-            1
-        };
-        self.last_call = Some(this_turn);
-        if self.repeats >= STUCK_LIMIT {
-            return Err(Stop::Stuck(format!(
-                "the model gave the same answer {} times in a row with the same result; \
-                 stopped, as more steps would not help",
-                self.repeats
-            )));
-        }
-        let why = if checks_said.is_some() {
-            "the checks failed"
-        } else {
-            "the answer changed nothing"
-        };
-        self.start_afresh(toolbox, why, checks_said)
-            .await
-            .map(|()| None)
-    }
-
-    /// Gives up on the current fenced attempt: puts back the files it changed and drops the
-    /// conversation after the opening, so the next request is the first one again (which the
-    /// embedded model then samples afresh, not greedily).
-    /// `why` the attempt failed, and the checks' verdict on it when it changed something.
-    async fn start_afresh(
-        &mut self,
-        toolbox: &Arc<Toolbox>,
-        why: &str,
-        checks_said: Option<String>,
-    ) -> Result<(), Stop> {
-        let attempt = std::mem::take(&mut self.attempt);
-        let mut restored = Vec::new();
-        // Newest first, so a file written under two spellings ends as it first was.
-        for (path, original) in attempt.originals.iter().rev() {
-            toolbox.restore(path, original.as_deref()).map_err(|e| {
-                Stop::Error(format!("could not undo a failed attempt's change: {e}"))
-            })?;
-            restored.push(path.as_str());
-        }
-        restored.reverse();
-        self.messages.truncate(self.opening_len.max(1));
-        self.attempts_undone += 1;
-        self.emit(EventKind::Notice {
-            message: format!(
-                "fenced format: attempt {} undone ({why}); restored {}; asking again from the \
-                 opening",
-                self.attempts_undone,
-                if restored.is_empty() {
-                    "no files".to_owned()
-                } else {
-                    restored.join(", ")
-                }
-            ) + &checks_said
-                .map(|said| format!("\nThe checks said: {said}"))
-                .unwrap_or_default(),
-        })
-        .await;
-        Ok(())
     }
 
     /// Runs every check once and records each command; cancellable.
