@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use nightshift_protocol::CheckOutcome;
+use nightshift_tools::Toolbox;
 
 use crate::prompt::sha256_hex;
 use crate::{EditFormat, Scaffold};
@@ -328,22 +329,23 @@ pub(crate) fn after_change(checks: &[CheckOutcome]) -> String {
 
 /// A `write_file` call's arguments with its content merged into the existing file, and the
 /// note for the model, when the content is a partial rewrite (see `partial_write.rs`).
-pub(crate) fn merge_partial_write(root: &Path, arguments: &str) -> Option<(String, String)> {
+pub(crate) fn merge_partial_write(toolbox: &Toolbox, arguments: &str) -> Option<(String, String)> {
     let args: serde_json::Value = serde_json::from_str(arguments).ok()?;
     let path = args["path"].as_str()?;
     let content = args["content"].as_str()?;
-    let old = std::fs::read_to_string(root.join(plain_relative(path)?)).ok()?;
+    let (_, old) = changed_file(toolbox, arguments)?;
     let (merged, note) = crate::partial_write::merge(path, &old, content)?;
     let arguments = serde_json::json!({"path": path, "content": merged}).to_string();
     Some((arguments, note))
 }
 
-/// The path a write or edit names and that file's current text, if it exists.
-pub(crate) fn changed_file(root: &Path, arguments: &str) -> Option<(String, String)> {
+/// The path a write or edit names and that file's current text, if it exists (read through
+/// the toolbox, so confined as the tools are).
+pub(crate) fn changed_file(toolbox: &Toolbox, arguments: &str) -> Option<(String, String)> {
     let args: serde_json::Value = serde_json::from_str(arguments).ok()?;
     let path = args["path"].as_str()?;
-    let text = std::fs::read_to_string(root.join(plain_relative(path)?)).ok()?;
-    Some((path.to_owned(), text))
+    let bytes = toolbox.snapshot(path).ok()??;
+    Some((path.to_owned(), String::from_utf8(bytes).ok()?))
 }
 
 /// What the model is told when its change left the file as it was. Small models repeat a

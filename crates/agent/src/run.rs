@@ -392,7 +392,7 @@ impl Loop {
                 Scaffold::Compact {
                     edit: EditFormat::Whole,
                 } if call.name == "write_file" => {
-                    compact::merge_partial_write(toolbox.root(), &call.arguments)
+                    compact::merge_partial_write(&toolbox, &call.arguments)
                 }
                 _ => None,
             };
@@ -400,12 +400,12 @@ impl Loop {
             let compact_change = matches!(self.setup.scaffold, Scaffold::Compact { .. })
                 && matches!(call.name.as_str(), "write_file" | "edit_file");
             let before = compact_change
-                .then(|| compact::changed_file(toolbox.root(), arguments))
+                .then(|| compact::changed_file(&toolbox, arguments))
                 .flatten();
             let mut output = self.guarded(toolbox.call(&call.name, arguments)).await?;
             let unchanged = before.as_ref().is_some_and(|(path, text)| {
                 !output.is_error
-                    && compact::changed_file(toolbox.root(), arguments)
+                    && compact::changed_file(&toolbox, arguments)
                         .is_some_and(|(_, now)| now == *text)
                     && {
                         output.text.push_str(&compact::unchanged_note(path));

@@ -61,9 +61,9 @@ impl Loop {
             })
             .await;
             let started = Instant::now();
-            let merged = compact::merge_partial_write(toolbox.root(), &written);
+            let merged = compact::merge_partial_write(toolbox, &written);
             let arguments = merged.as_ref().map_or(&written, |(args, _)| args);
-            let before = compact::changed_file(toolbox.root(), arguments);
+            let before = compact::changed_file(toolbox, arguments);
             let original = toolbox.snapshot(path);
             let mut output = self.guarded(toolbox.call("write_file", arguments)).await?;
             if !output.is_error {
@@ -75,7 +75,7 @@ impl Loop {
                 if let Some((_, note)) = &merged {
                     output.text.push_str(&format!("\n{note}"));
                 }
-                let after = compact::changed_file(toolbox.root(), arguments);
+                let after = compact::changed_file(toolbox, arguments);
                 match (before, after) {
                     (Some((_, old)), Some((_, new))) if old == new => {
                         output.text.push_str(&compact::unchanged_note(path));
