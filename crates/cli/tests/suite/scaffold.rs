@@ -11,7 +11,15 @@ const BROKEN: &str = "def add(a, b):\n    return a - b\n";
 const CHECK: &str = "python3 -c 'import calc; assert calc.add(2, 3) == 5, calc.add(2, 3)'";
 
 fn world(script: Vec<ScriptedReply>, profile: &str) -> World {
-    let world = World::new(&[("calc.py", BROKEN), ("notes.bin", "\0\x01")]).with_script(script);
+    world_with(
+        &[("calc.py", BROKEN), ("notes.bin", "\0\x01")],
+        script,
+        profile,
+    )
+}
+
+fn world_with(files: &[(&str, &str)], script: Vec<ScriptedReply>, profile: &str) -> World {
+    let world = World::new(files).with_script(script);
     std::fs::create_dir_all(world.home()).unwrap();
     std::fs::write(
         world.home().join("config.toml"),
@@ -282,5 +290,34 @@ fn the_fenced_format_writes_the_files_an_answer_gives_until_the_checks_pass() {
         world
             .git(&["show", &format!("{branch}:calc.py")])
             .contains("a + b")
+    );
+}
+
+#[test]
+fn an_answer_with_only_the_changed_function_keeps_the_rest_of_the_file() {
+    let two_functions = "def add(a, b):\n    return a - b\n\n\ndef double(x):\n    return 2 * x\n";
+    let world = world_with(
+        &[("calc.py", two_functions)],
+        vec![ScriptedReply::Text(
+            "calc.py\n```python\ndef add(a, b):\n    return a + b\n```\n".into(),
+        )],
+        "scaffold = \"compact\"\nedit_format = \"fenced\"\n",
+    );
+    let run = run_small(&world);
+    assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr);
+    let result = run.result();
+    assert_eq!(result["status"], "succeeded");
+    let branch = result["branch"].as_str().unwrap();
+    let calc = world.git(&["show", &format!("{branch}:calc.py")]);
+    assert_eq!(
+        calc,
+        // (git's output, trimmed)
+        "def add(a, b):\n    return a + b\n\n\ndef double(x):\n    return 2 * x"
+    );
+    // The model is told what was kept, in the write's recorded result.
+    let results = run.events_of("tool_result");
+    assert!(
+        results[0]["output"].as_str().unwrap().contains("double"),
+        "{results:?}"
     );
 }
