@@ -133,10 +133,11 @@ fn instructions_text(instructions: Option<&str>) -> String {
 
 /// Files the model wrote in its answer, in the fenced format: a line naming the file, then
 /// its whole content in a fenced code block (the last block for a path wins: the model
-/// corrected itself). A block without a name goes to the one file the goal names, when the
-/// block is tagged with that file's language and defines something: small models follow
-/// their fix with blocks of usage, shell commands or the test output they expect, and the
-/// first such block is the fix.
+/// corrected itself). A block without a name goes to the file the goal names (the one that
+/// is not a test when it names a test too, as "fix calc.py so test_calc.py passes" does),
+/// when the block is tagged with that file's language and defines something: small models
+/// follow their fix with blocks of usage, shell commands or the test output they expect,
+/// and the first such block is the fix.
 pub(crate) fn fenced_files(answer: &str, files: &[String], goal: &str) -> Vec<(String, String)> {
     let lines: Vec<&str> = answer.lines().collect();
     let mut named: Vec<(String, String)> = Vec::new();
@@ -162,7 +163,7 @@ pub(crate) fn fenced_files(answer: &str, files: &[String], goal: &str) -> Vec<(S
             named.push((path, content));
         } else if unnamed.is_none()
             && defines_code(&content, language)
-            && let Some(path) = sole_goal_file(files, goal, language)
+            && let Some(path) = goal_file(files, goal, language)
         {
             unnamed = Some((path, content));
         }
@@ -256,13 +257,51 @@ fn path_in(line: &str) -> Option<String> {
     plain.then(|| text.to_owned())
 }
 
-fn sole_goal_file(files: &[String], goal: &str, language: &str) -> Option<String> {
-    let mut named = files.iter().filter(|f| {
-        let name = f.rsplit('/').next().unwrap_or(f);
-        (goal.contains(f.as_str()) || goal.contains(name)) && fence_language(f) == language
-    });
-    let first = named.next()?;
-    named.next().is_none().then(|| first.clone())
+/// The file an unnamed block of `language` is for: the one file of that language the goal
+/// names, or else the one such file that is not a test.
+fn goal_file(files: &[String], goal: &str, language: &str) -> Option<String> {
+    let named: Vec<&String> = files
+        .iter()
+        .filter(|f| {
+            let name = f.rsplit('/').next().unwrap_or(f);
+            (goal.contains(f.as_str()) || goal.contains(name)) && fence_language(f) == language
+        })
+        .collect();
+    let sole = |candidates: Vec<&String>| match candidates[..] {
+        [only] => Some(only.clone()),
+        _ => None,
+    };
+    sole(named.clone()).or_else(|| sole(named.into_iter().filter(|f| !is_test_file(f)).collect()))
+}
+
+/// A test by the conventions of Python and Rust projects: `test_x.py`, `x_test.py`,
+/// `x_tests.rs`, or anything under a `tests` or `test` directory.
+pub(crate) fn is_test_file(path: &str) -> bool {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let name = parts.pop().unwrap_or(path);
+    let stem = name.split('.').next().unwrap_or(name);
+    stem.starts_with("test_")
+        || stem.ends_with("_test")
+        || stem.ends_with("_tests")
+        || parts.iter().any(|dir| matches!(*dir, "tests" | "test"))
+}
+
+/// Whether the goal forbids changing the tests ("do not change the tests", "without
+/// modifying the tests", ...). A small model that cannot make a test pass often rewrites
+/// the test instead; the fenced format then refuses that file.
+pub(crate) fn goal_protects_tests(goal: &str) -> bool {
+    let goal = goal.to_lowercase().replace('\u{2019}', "'");
+    let verbs = ["chang", "modif", "edit", "touch", "alter", "rewrit"];
+    ["do not ", "don't ", "without ", "never ", "must not "]
+        .iter()
+        .flat_map(|no| verbs.iter().map(move |verb| format!("{no}{verb}")))
+        .any(|phrase| {
+            goal.match_indices(&phrase).any(|(at, _)| {
+                let rest = &goal[at + phrase.len()..];
+                let clause = rest.split(['.', ';', '\n']).next().unwrap_or(rest);
+                clause.contains("test")
+            })
+        })
 }
 
 /// The first user message: the goal, the files, and how the checks fare before any change.
@@ -527,6 +566,67 @@ mod tests {
             fenced_summary("calc.py\n```\nx\n```", &[("calc.py".into(), "x".into())]),
             "Rewrote calc.py."
         );
+    }
+
+    #[test]
+    fn an_unnamed_block_goes_to_the_goal_file_that_is_not_a_test() {
+        let files: Vec<String> = ["calc.py", "test_calc.py", "util.py"]
+            .map(String::from)
+            .to_vec();
+        let bare = "```python\ndef add(a, b):\n    return a + b\n```";
+        let goal = "The tests in test_calc.py fail. Fix calc.py.";
+        assert_eq!(
+            fenced_files(bare, &files, goal),
+            [(
+                "calc.py".to_owned(),
+                "def add(a, b):\n    return a + b\n".to_owned()
+            )]
+        );
+        // Two files that are not tests: no way to tell, so no file.
+        assert!(fenced_files(bare, &files, "Fix calc.py and util.py").is_empty());
+    }
+
+    #[test]
+    fn tests_are_recognised_by_name_and_directory() {
+        for test in [
+            "test_calc.py",
+            "pkg/test_calc.py",
+            "calc_test.py",
+            "tests/cli.rs",
+            "crate/tests/suite/mod.rs",
+            "src/parse_tests.rs",
+        ] {
+            assert!(is_test_file(test), "{test}");
+        }
+        for code in [
+            "calc.py",
+            "src/lib.rs",
+            "contest.py",
+            "latest/x.py",
+            "testing.py",
+        ] {
+            assert!(!is_test_file(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_goal_that_forbids_changing_the_tests_is_recognised() {
+        for goal in [
+            "Fix calc.py so that all tests pass. Do not change the tests.",
+            "Fix shop.py so that the tests pass; do not change the tests.",
+            "Make it work without modifying the test suite.",
+            "Don\u{2019}t touch tests/cli.rs.",
+            "You must not edit test_x.py",
+        ] {
+            assert!(goal_protects_tests(goal), "{goal}");
+        }
+        for goal in [
+            "Add tests for parse and fix it.",
+            "Do not change the public API; the tests must pass.",
+            "Rename total to sum across files, tests included.",
+        ] {
+            assert!(!goal_protects_tests(goal), "{goal}");
+        }
     }
 
     #[test]

@@ -50,6 +50,8 @@ impl Loop {
         }
         let mut report = Vec::new();
         let mut changed = false;
+        let mut refused = false;
+        let tests_protected = compact::goal_protects_tests(&self.setup.goal);
         for (index, (path, content)) in files.iter().enumerate() {
             let call_id = format!("fenced-{step}-{index}");
             let written = serde_json::json!({"path": path, "content": content}).to_string();
@@ -61,6 +63,22 @@ impl Loop {
             })
             .await;
             let started = Instant::now();
+            if tests_protected && compact::is_test_file(path) {
+                // Rewriting the test is how a small model "passes" a check it cannot pass.
+                refused = true;
+                let text = format!("{path} not written: the task says not to change the tests");
+                self.emit(EventKind::ToolResult {
+                    step,
+                    call_id,
+                    name: "write_file".to_owned(),
+                    output: text.clone(),
+                    is_error: true,
+                    duration_ms: 0,
+                })
+                .await;
+                report.push(text);
+                continue;
+            }
             let merged = compact::merge_partial_write(toolbox, &written);
             let arguments = merged.as_ref().map_or(&written, |(args, _)| args);
             let before = compact::changed_file(toolbox, arguments);
@@ -127,6 +145,8 @@ impl Loop {
         }
         let why = if checks_said.is_some() {
             "the checks failed"
+        } else if refused {
+            "the answer changed only tests, which the task forbids"
         } else {
             "the answer changed nothing"
         };

@@ -33,6 +33,10 @@ fn world_with(files: &[(&str, &str)], script: Vec<ScriptedReply>, profile: &str)
 }
 
 fn run_small(world: &World) -> Run {
+    run_small_on(world, "Fix add in calc.py.")
+}
+
+fn run_small_on(world: &World, goal: &str) -> Run {
     let mut command = world.command();
     command
         .env_remove("NIGHTSHIFT_BASE_URL")
@@ -42,7 +46,7 @@ fn run_small(world: &World) -> Run {
             "run", "--json", "--model", "small", "--check", CHECK, "--repo",
         ])
         .arg(&world.repo)
-        .arg("Fix add in calc.py.");
+        .arg(goal);
     run(command)
 }
 
@@ -319,5 +323,62 @@ fn an_answer_with_only_the_changed_function_keeps_the_rest_of_the_file() {
     assert!(
         results[0]["output"].as_str().unwrap().contains("double"),
         "{results:?}"
+    );
+}
+
+#[test]
+fn a_fenced_answer_may_not_rewrite_the_tests_when_the_goal_says_so() {
+    let test = "import calc\nassert calc.add(2, 3) == 5\n";
+    let rewritten = "test_calc.py\n```python\nimport calc\nassert calc.add(2, 3) == -1\n```\n";
+    let world = world_with(
+        &[("calc.py", BROKEN), ("test_calc.py", test)],
+        vec![
+            // Only the test, rewritten to pass: refused, and the opening asked again.
+            ScriptedReply::Text(rewritten.into()),
+            // The fix without a name (the goal names both files; it goes to the one that is
+            // not a test), and the test rewritten again: the fix is kept, the test is not.
+            ScriptedReply::Text(format!(
+                "Fixed:\n```python\ndef add(a, b):\n    return a + b\n```\n{rewritten}"
+            )),
+        ],
+        "scaffold = \"compact\"\nedit_format = \"fenced\"\n",
+    );
+    let run = run_small_on(
+        &world,
+        "The tests in test_calc.py fail. Fix calc.py so that they pass. Do not change the tests.",
+    );
+    assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr);
+    let branch = run.result()["branch"].as_str().unwrap().to_owned();
+    assert_eq!(
+        world.git(&["show", &format!("{branch}:test_calc.py")]),
+        test.trim_end()
+    );
+    assert!(
+        world
+            .git(&["show", &format!("{branch}:calc.py")])
+            .contains("a + b")
+    );
+    let refusals: Vec<Value> = run
+        .events_of("tool_result")
+        .into_iter()
+        .filter(|r| r["is_error"] == true)
+        .collect();
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert!(
+        refusals[0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("test_calc.py not written: the task says not to change the tests")
+    );
+    let notices: Vec<String> = run
+        .events_of("notice")
+        .iter()
+        .map(|n| n["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("changed only tests, which the task forbids")),
+        "{notices:?}"
     );
 }
