@@ -26,6 +26,8 @@ const SHOWN_FILE_MAX_BYTES: usize = 8 * 1024;
 /// Check output shown to the model, per check. Small: the head names the failures and the
 /// tail the totals, and a small model's window fills fast.
 const CHECK_OUTPUT_BYTES: usize = 3 * 1024;
+/// Bytes of the last failed attempt's check output in the opening (about 400 tokens).
+const EARLIER_ATTEMPT_BYTES: usize = 1536;
 /// Generated files that say nothing about the task and cost many tokens.
 const NEVER_SHOWN: [&str; 6] = [
     "Cargo.lock",
@@ -329,6 +331,23 @@ pub(crate) fn render_opening(goal: &str, files: &ShownFiles, checks: Option<&str
         out.push_str(&format!("\nBefore any change, {checks}"));
     }
     out
+}
+
+/// What the opening says, after a failed attempt, of that attempt: the checks' failures, not
+/// the answer itself. Shown its own failed answer, the 1.5B model gave it again in 7 of 9
+/// retries; the failures alone tell it which cases its answer missed (a stub's docstring
+/// often misleads it about spaces, case or punctuation). Short, because each attempt prefills
+/// it anew.
+pub(crate) fn earlier_attempt_note(checks_said: &str) -> String {
+    let failures = checks_said
+        .strip_prefix("the checks fail:\n")
+        .unwrap_or(checks_said)
+        .trim();
+    format!(
+        "\nAn earlier answer to this task failed the checks:\n{}\nWrite an answer that passes \
+         them: mind the cases they report.\n",
+        nightshift_tools::trim_middle(failures, EARLIER_ATTEMPT_BYTES)
+    )
 }
 
 /// The checks' results as the model sees them, e.g. after a change.

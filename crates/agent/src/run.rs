@@ -85,6 +85,8 @@ struct Loop {
     /// The messages up to and including the compact scaffold's opening: where a fresh
     /// attempt starts from.
     opening_len: usize,
+    /// The compact opening as first asked, before any note of a failed attempt.
+    opening_text: String,
     /// The fenced format's current attempt (see [`FencedAttempt`]).
     attempt: fenced::FencedAttempt,
     /// Fenced attempts given up on and undone so far.
@@ -145,6 +147,7 @@ pub(crate) async fn run(
         last_call: None,
         repeats: 0,
         opening_len: 0,
+        opening_text: String::new(),
         attempt: fenced::FencedAttempt::default(),
         attempts_undone: 0,
     };
@@ -529,11 +532,8 @@ impl Loop {
         })
         .await;
         let checks = checks.map(|c| compact::render_checks(&c));
-        self.messages.push(Message::user(compact::render_opening(
-            &self.setup.goal,
-            &shown,
-            checks.as_deref(),
-        )));
+        self.opening_text = compact::render_opening(&self.setup.goal, &shown, checks.as_deref());
+        self.messages.push(Message::user(self.opening_text.clone()));
         self.opening_len = self.messages.len();
         Ok(())
     }

@@ -16,7 +16,8 @@ use crate::compact;
 /// An attempt is one answer. Shown its failed answer and the checks' output, the 1.5B model
 /// gave the same answer again in 7 of 9 retries in our eval runs, and none of the 9 passed,
 /// so a retry in the conversation wastes a step; an independent sample from the opening
-/// does not.
+/// does not. The opening then ends with the last failed attempt's check output (not its
+/// answer), so that the next sample knows which cases to mind.
 #[derive(Default)]
 pub(super) struct FencedAttempt {
     /// Each changed file's bytes before the attempt first wrote it (`None`: it did not
@@ -176,6 +177,17 @@ impl Loop {
         }
         restored.reverse();
         self.messages.truncate(self.opening_len.max(1));
+        // The opening stays a prefix of itself (only the note is prefilled anew), and an
+        // attempt that ran no checks leaves the last note as it was.
+        if let Some(said) = &checks_said
+            && let Some(opening) = self.messages.get_mut(self.opening_len.wrapping_sub(1))
+        {
+            opening.content = format!(
+                "{}{}",
+                self.opening_text,
+                compact::earlier_attempt_note(said)
+            );
+        }
         self.attempts_undone += 1;
         self.emit(EventKind::Notice {
             message: format!(

@@ -248,12 +248,26 @@ fn the_fenced_format_writes_the_files_an_answer_gives_until_the_checks_pass() {
     assert!(message(&requests[0], 0).contains("in a fenced code block"));
 
     // A failed answer, and an answer that changes nothing, are undone, and the model is
-    // asked the first question again (which the embedded model then samples afresh).
+    // asked the first question again (which the embedded model then samples afresh), with
+    // the checks' output of the last attempt they failed, but not its answer.
     let messages = |request: &Value| request["messages"].as_array().unwrap().clone();
     assert_eq!(messages(&requests[0]).len(), 2);
-    assert_eq!(messages(&requests[1]), messages(&requests[0]));
-    assert_eq!(messages(&requests[2]), messages(&requests[0]));
-    assert_eq!(messages(&requests[3]), messages(&requests[0]));
+    let first = message(&requests[0], 1);
+    let again = message(&requests[1], 1);
+    assert_eq!(messages(&requests[1])[0], messages(&requests[0])[0]);
+    assert_eq!(messages(&requests[1]).len(), 2);
+    let note = again
+        .strip_prefix(first.as_str())
+        .expect("the opening, then a note");
+    assert!(
+        note.starts_with("\nAn earlier answer to this task failed the checks:\n")
+            && note.contains("AssertionError: 6")
+            && !note.contains("a * b"),
+        "{note}"
+    );
+    // Attempts that ran no checks (no change, no file) leave the note as it was.
+    assert_eq!(messages(&requests[2]), messages(&requests[1]));
+    assert_eq!(messages(&requests[3]), messages(&requests[1]));
     let notices: Vec<String> = run
         .events_of("notice")
         .iter()
