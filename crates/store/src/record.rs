@@ -95,7 +95,9 @@ pub(crate) fn encode_event(kind: &EventKind) -> Result<EncodedEvent, StoreError>
         .unwrap_or("unknown")
         .to_owned();
     let (status, result_json) = match kind {
-        EventKind::StateChanged { to, .. } => (Some(to.as_str()), None),
+        // A task becomes final only with its result (`task_finished`, recorded right after):
+        // otherwise a reader between the two writes sees "succeeded" with no branch.
+        EventKind::StateChanged { to, .. } if !to.is_final() => (Some(to.as_str()), None),
         EventKind::TaskFinished { result } => {
             let json = serde_json::to_string(result).map_err(|source| StoreError::Encode {
                 what: "the task result",
