@@ -158,7 +158,13 @@ async fn the_openai_endpoint_answers_chat_completions_and_responses_over_http() 
     });
     let endpoint = Endpoint {
         base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
+        // A fresh connection per request: after the test hangs up mid-stream, a pooled
+        // connection the server has since closed would fail the next request
+        // (IncompleteMessage), a race of the client's pool, not of the endpoint.
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
         model_name,
     };
 
