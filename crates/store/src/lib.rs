@@ -11,7 +11,8 @@
 //!
 //! It does not decide anything: it does not check that state transitions make sense or run
 //! tasks; callers append events and the store keeps the task row in step with them
-//! (`state_changed` sets the status, `task_finished` stores the result). It knows nothing of
+//! (`state_changed` sets a status that is not final; `task_finished` sets the final status and
+//! the result together, so no reader sees a finished task without its result). It knows nothing of
 //! HTTP: an API token is only created and checked here.
 //!
 //! [`Event`]: nightshift_protocol::Event
@@ -54,7 +55,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Appends an event with the next seq for this task (1-based, gap-free, in one transaction)
     /// and the current time; returns it. Keeps the task's status in step with `state_changed`
-    /// and stores the result carried by `task_finished`.
+    /// (until it is final) and stores the final status and the result carried by
+    /// `task_finished`.
     fn append_event(&self, task_id: &TaskId, kind: EventKind) -> Result<Event, StoreError>;
 
     /// The task with this id, or `None` when there is none.

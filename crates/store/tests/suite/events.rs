@@ -13,6 +13,7 @@ contract!(
     events_after_seq_returns_only_later_events_in_order,
     status_follows_state_changed_and_other_events_leave_it_alone,
     task_finished_stores_the_result_and_final_status,
+    a_final_state_change_waits_for_the_result,
     concurrent_appends_from_threads_and_connections_stay_gap_free,
 );
 
@@ -168,6 +169,40 @@ fn task_finished_stores_the_result_and_final_status(backend: &Backend) {
     assert_eq!(record.result, Some(result));
     assert_eq!(record.status, TaskStatus::Succeeded);
     assert_eq!(record.updated_at, event.ts);
+}
+
+/// The worker records `state_changed` to a final status and then `task_finished`: a reader
+/// between the two must not see a finished task with no result (and so no branch).
+fn a_final_state_change_waits_for_the_result(backend: &Backend) {
+    let store = backend.open();
+    store.insert_task(&id(1), &spec("g")).unwrap();
+    let change = |from, to| EventKind::StateChanged {
+        from: Some(from),
+        to,
+        reason: None,
+    };
+    store
+        .append_event(&id(1), change(TaskStatus::Queued, TaskStatus::Running))
+        .unwrap();
+    store
+        .append_event(&id(1), change(TaskStatus::Running, TaskStatus::Succeeded))
+        .unwrap();
+    let between = store.task(&id(1)).unwrap().unwrap();
+    assert_eq!(between.status, TaskStatus::Running);
+    assert_eq!(between.result, None);
+
+    let result = result(id(1), TaskStatus::Succeeded);
+    store
+        .append_event(
+            &id(1),
+            EventKind::TaskFinished {
+                result: result.clone(),
+            },
+        )
+        .unwrap();
+    let finished = store.task(&id(1)).unwrap().unwrap();
+    assert_eq!(finished.status, TaskStatus::Succeeded);
+    assert_eq!(finished.result, Some(result));
 }
 
 fn concurrent_appends_from_threads_and_connections_stay_gap_free(backend: &Backend) {
