@@ -25,6 +25,14 @@ pub(super) struct FencedAttempt {
     originals: Vec<(String, Option<Vec<u8>>)>,
 }
 
+/// What writing one file of a fenced answer did: the tool's result and whether the file
+/// changed.
+struct FencedWrite {
+    text: String,
+    is_error: bool,
+    changed: bool,
+}
+
 impl Loop {
     /// The fenced edit format: writes the files the answer gives (recorded as `write_file`
     /// calls) and runs the checks. Returns the summary when they pass (verification then runs
@@ -64,54 +72,26 @@ impl Loop {
             })
             .await;
             let started = Instant::now();
-            if tests_protected && compact::is_test_file(path) {
+            let (text, is_error) = if tests_protected && compact::is_test_file(path) {
                 // Rewriting the test is how a small model "passes" a check it cannot pass.
                 refused = true;
-                let text = format!("{path} not written: the task says not to change the tests");
-                self.emit(EventKind::ToolResult {
-                    step,
-                    call_id,
-                    name: "write_file".to_owned(),
-                    output: text.clone(),
-                    is_error: true,
-                    duration_ms: 0,
-                })
-                .await;
-                report.push(text);
-                continue;
-            }
-            let merged = compact::merge_partial_write(toolbox, &written);
-            let arguments = merged.as_ref().map_or(&written, |(args, _)| args);
-            let before = compact::changed_file(toolbox, arguments);
-            let original = toolbox.snapshot(path);
-            let mut output = self.guarded(toolbox.call("write_file", arguments)).await?;
-            if !output.is_error {
-                if let Ok(original) = original
-                    && !self.attempt.originals.iter().any(|(p, _)| p == path)
-                {
-                    self.attempt.originals.push((path.clone(), original));
-                }
-                if let Some((_, note)) = &merged {
-                    output.text.push_str(&format!("\n{note}"));
-                }
-                let after = compact::changed_file(toolbox, arguments);
-                match (before, after) {
-                    (Some((_, old)), Some((_, new))) if old == new => {
-                        output.text.push_str(&compact::unchanged_note(path));
-                    }
-                    _ => changed = true,
-                }
-            }
+                let why = format!("{path} not written: the task says not to change the tests");
+                (why, true)
+            } else {
+                let output = self.write_fenced_file(toolbox, path, &written).await?;
+                changed |= output.changed;
+                (output.text, output.is_error)
+            };
             self.emit(EventKind::ToolResult {
                 step,
                 call_id,
                 name: "write_file".to_owned(),
-                output: output.text.clone(),
-                is_error: output.is_error,
+                output: text.clone(),
+                is_error,
                 duration_ms: started.elapsed().as_millis() as u64,
             })
             .await;
-            report.push(output.text);
+            report.push(text);
         }
         if changed && self.setup.checks.is_empty() {
             return Ok(Some(summary));
@@ -156,6 +136,45 @@ impl Loop {
             .map(|()| None)
     }
 
+    /// Writes one file of an answer (merged into the file when the answer gave only some of
+    /// its functions), keeping the file's bytes from before the attempt so that it can be
+    /// undone; says whether the file changed.
+    async fn write_fenced_file(
+        &mut self,
+        toolbox: &Arc<Toolbox>,
+        path: &str,
+        written: &str,
+    ) -> Result<FencedWrite, Stop> {
+        let merged = compact::merge_partial_write(toolbox, written);
+        let arguments = merged.as_ref().map_or(written, |(args, _)| args.as_str());
+        let before = compact::changed_file(toolbox, arguments);
+        let original = toolbox.snapshot(path);
+        let mut output = self.guarded(toolbox.call("write_file", arguments)).await?;
+        let mut changed = false;
+        if !output.is_error {
+            if let Ok(original) = original
+                && !self.attempt.originals.iter().any(|(p, _)| p == path)
+            {
+                self.attempt.originals.push((path.to_owned(), original));
+            }
+            if let Some((_, note)) = &merged {
+                output.text.push_str(&format!("\n{note}"));
+            }
+            let after = compact::changed_file(toolbox, arguments);
+            match (before, after) {
+                (Some((_, old)), Some((_, new))) if old == new => {
+                    output.text.push_str(&compact::unchanged_note(path));
+                }
+                _ => changed = true,
+            }
+        }
+        Ok(FencedWrite {
+            text: output.text,
+            is_error: output.is_error,
+            changed,
+        })
+    }
+
     /// Gives up on the current fenced attempt: puts back the files it changed and drops the
     /// conversation after the opening, so the next request is the first one again (which the
     /// embedded model then samples afresh, not greedily).
@@ -180,7 +199,8 @@ impl Loop {
         // The opening stays a prefix of itself (only the note is prefilled anew), and an
         // attempt that ran no checks leaves the last note as it was.
         if let Some(said) = &checks_said
-            && let Some(opening) = self.messages.get_mut(self.opening_len.wrapping_sub(1))
+            && let Some(last) = self.opening_len.checked_sub(1)
+            && let Some(opening) = self.messages.get_mut(last)
         {
             opening.content = format!(
                 "{}{}",
