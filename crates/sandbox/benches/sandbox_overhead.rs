@@ -1,6 +1,7 @@
-//! Overhead of running `true` through `Sandbox::run` (bubblewrap, cgroup, limits, capture)
-//! over a plain spawn of `/bin/true`, measured side by side in one run (interleaved, so both
-//! see the same machine load). Target: median overhead ≤ 5 ms.
+//! Overhead of running `true` through `Sandbox::run` (entering the task's bubblewrap sandbox,
+//! cgroup, limits, capture) over a plain spawn of `/bin/true`, measured side by side in one
+//! run (interleaved, so both see the same machine load). Target: median overhead ≤ 5 ms. Also
+//! what building a task's sandbox costs once (`Sandbox::new`, which runs bubblewrap).
 //!
 //! `cargo bench -p nightshift-sandbox --bench sandbox_overhead`
 
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 use nightshift_sandbox::{Limits, Sandbox, SandboxMode, cgroup_support};
 
 const ITERATIONS: usize = 200;
+/// Sandboxes built (one per task in real use).
+const BUILDS: usize = 40;
 
 #[expect(
     clippy::disallowed_methods,
@@ -82,30 +85,44 @@ fn main() {
         sandboxed.push(run_true(&sandbox));
         bare.push(run_true(&unisolated));
     }
-    let (p, s, n) = (stats(plain), stats(sandboxed), stats(bare));
+    let mut builds = Vec::with_capacity(BUILDS);
+    for _ in 0..BUILDS {
+        let started = Instant::now();
+        let built = Sandbox::new(dir.path(), SandboxMode::Bwrap).unwrap();
+        builds.push(started.elapsed());
+        drop(built);
+    }
+    let (p, s, n, b) = (stats(plain), stats(sandboxed), stats(bare), stats(builds));
     println!("sandbox_overhead: {ITERATIONS} iterations each, interleaved");
     println!("limits: {}", cgroup_support().detail);
-    println!("{:<22} {:>10} {:>10} {:>10}", "", "min", "median", "max");
+    println!("{:<24} {:>10} {:>10} {:>10}", "", "min", "median", "max");
     println!(
-        "{:<22} {:>10} {:>10} {:>10}",
+        "{:<24} {:>10} {:>10} {:>10}",
         "plain spawn of true",
         ms(p.min),
         ms(p.median),
         ms(p.max)
     );
     println!(
-        "{:<22} {:>10} {:>10} {:>10}",
+        "{:<24} {:>10} {:>10} {:>10}",
         "Sandbox::run(\"true\")",
         ms(s.min),
         ms(s.median),
         ms(s.max)
     );
     println!(
-        "{:<22} {:>10} {:>10} {:>10}",
+        "{:<24} {:>10} {:>10} {:>10}",
         "  same, --sandbox none",
         ms(n.min),
         ms(n.median),
         ms(n.max)
+    );
+    println!(
+        "{:<24} {:>10} {:>10} {:>10}",
+        "Sandbox::new (per task)",
+        ms(b.min),
+        ms(b.median),
+        ms(b.max)
     );
     let overhead = s.median.saturating_sub(p.median);
     println!(

@@ -5,9 +5,11 @@
 //! With [`SandboxMode::Bwrap`] the command runs under bubblewrap: the host is read-only, the
 //! worktree is the one writable host path, `/tmp` and `HOME` are private and empty, the host's
 //! homes, `/run` and secret files are hidden, there is no network, no capability, its own pid
-//! namespace, and an environment scrubbed down to an allowlist. A [`NetworkPolicy`] lets
-//! allowed hosts be reached through a proxy this process runs outside the sandbox, which
-//! records every request; the sandbox still has no network of its own. The Rust toolchain
+//! namespace, and an environment scrubbed down to an allowlist. bubblewrap builds that sandbox
+//! once per `Sandbox` (a task) and each command enters it with a /proc, /tmp and pid namespace
+//! of its own, which saves most of bubblewrap's start-up per command (see session.rs). A
+//! [`NetworkPolicy`] lets allowed hosts be reached through a proxy this process runs outside
+//! the sandbox, which records every request; the sandbox still has no network of its own. The Rust toolchain
 //! (`CARGO_HOME`, `RUSTUP_HOME`) and, for a git worktree, its repository stay readable so that
 //! builds and `git log`/`diff`/`status` work; neither is writable. [`SandboxMode::None`] runs the
 //! same command with the same environment scrubbing and limits but **no isolation at all**; it
@@ -27,6 +29,7 @@ mod capture;
 mod cgroup;
 mod probe;
 mod run;
+mod session;
 mod setup;
 mod sys;
 // Network policy (proxy outside, bridge inside).
@@ -224,6 +227,9 @@ pub struct Sandbox {
     _home: Option<Arc<tempfile::TempDir>>,
     /// The network policy, if any (see network.rs).
     network: Option<Arc<network::Network>>,
+    /// The task's sandbox, built once and entered by each command (see session.rs); `None` in
+    /// mode None and with a network policy, where each command gets a bubblewrap of its own.
+    sessions: Option<Arc<session::Sessions>>,
 }
 
 impl Sandbox {
@@ -265,25 +271,34 @@ impl Sandbox {
             rustup_home: setup.rustup_home.clone(),
         }
         .resolved();
-        let mut prefix = setup::bwrap_args(&workdir, host_home.as_deref(), &toolchain);
+        let args = setup::bwrap_args(&workdir, host_home.as_deref(), &toolchain);
+        let mut prefix = args.clone();
         prefix.push("/bin/sh".into());
-        let env = setup::base_env(
+        let env: Arc<[(OsString, OsString)]> = setup::base_env(
             Path::new(setup::SANDBOX_HOME),
             Path::new("/tmp"),
             &toolchain,
-        );
-        let sandbox = Sandbox {
+        )
+        .into();
+        // Building the task's sandbox is also the check that bwrap works here.
+        let sessions = session::Sessions::start(
+            &setup.bwrap,
+            args,
+            env.clone(),
+            &workdir,
+            setup::binds_in_tmp(&workdir, host_home.as_deref(), &toolchain),
+        )?;
+        Ok(Sandbox {
             mode: SandboxMode::Bwrap,
             workdir,
             program: setup.bwrap.clone(),
             prefix: prefix.into(),
-            env: env.into(),
+            env,
             extra_env: Vec::new(),
             _home: None,
             network: None,
-        };
-        run::probe(&sandbox)?;
-        Ok(sandbox)
+            sessions: Some(Arc::new(sessions)),
+        })
     }
 
     fn unisolated(workdir: &Path) -> Result<Sandbox, SandboxError> {
@@ -303,6 +318,7 @@ impl Sandbox {
             extra_env: Vec::new(),
             _home: Some(Arc::new(home)),
             network: None,
+            sessions: None,
         })
     }
 
@@ -328,8 +344,19 @@ impl Sandbox {
         run::run(self, command, limits).await
     }
 
+    /// The task's sandbox to enter, when commands enter one rather than start bwrap each.
+    fn session_entry(&self) -> Result<Option<Arc<sys::Entry>>, SandboxError> {
+        self.sessions.as_ref().map(|s| s.entry()).transpose()
+    }
+
     /// The full command line and environment for `sh -c command`, before stdio and limits.
-    fn command(&self, command: &str) -> Result<std::process::Command, SandboxError> {
+    /// `entering`: the command will enter the task's sandbox itself ([`sys::enter`]), so this
+    /// is `/bin/sh` alone and the directory is changed inside.
+    fn command(
+        &self,
+        command: &str,
+        entering: bool,
+    ) -> Result<std::process::Command, SandboxError> {
         for (name, value) in &self.extra_env {
             let reason = if name.is_empty() {
                 Some("the name is empty")
@@ -347,12 +374,19 @@ impl Sandbox {
                 });
             }
         }
-        let mut cmd = spawn_site(&self.program);
-        cmd.args(self.prefix.iter())
-            .arg("-c")
-            .args(network::command_args(self, command))
-            .current_dir(&self.workdir)
-            .env_clear()
+        let mut cmd = if entering {
+            let mut cmd = spawn_site(Path::new("/bin/sh"));
+            cmd.arg("-c").arg(command);
+            cmd
+        } else {
+            let mut cmd = spawn_site(&self.program);
+            cmd.args(self.prefix.iter())
+                .arg("-c")
+                .args(network::command_args(self, command))
+                .current_dir(&self.workdir);
+            cmd
+        };
+        cmd.env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         Ok(cmd)
@@ -364,7 +398,7 @@ impl Sandbox {
     clippy::disallowed_methods,
     reason = "the sandbox is the one place that spawns agent commands"
 )]
-fn spawn_site(program: &Path) -> std::process::Command {
+pub(crate) fn spawn_site(program: &Path) -> std::process::Command {
     std::process::Command::new(program)
 }
 
@@ -406,7 +440,7 @@ fn check_workdir(workdir: &Path) -> Result<PathBuf, SandboxError> {
     Ok(canonical)
 }
 
-fn unavailable_after_probe(bwrap: &Path, detail: &str) -> SandboxError {
+pub(crate) fn unavailable_after_probe(bwrap: &Path, detail: &str) -> SandboxError {
     let detail = detail.trim();
     let detail = if detail.is_empty() {
         "no message"

@@ -142,6 +142,8 @@ impl Sandbox {
             base_env: base_env.clone(),
         };
         if self.mode == SandboxMode::Bwrap {
+            // The proxy's socket is bound per run: each command gets a bubblewrap of its own.
+            self.sessions = None;
             self.prefix = net.prefix().into();
             self.env = net.env().into();
         } else {

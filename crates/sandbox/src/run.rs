@@ -1,6 +1,5 @@
 //! Spawning, bounding and collecting one command.
 
-use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -16,8 +15,6 @@ use crate::{Limits, Sandbox, SandboxError, SandboxMode, sys};
 /// How long output is still read after the command has exited and its process group is gone.
 /// Only something that escaped the group (mode None, `setsid`) can hold the pipe that long.
 const DRAIN_GRACE: Duration = Duration::from_millis(250);
-/// How long the bwrap probe may take before we call bwrap broken.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_CHUNK: usize = 64 * 1024;
 /// How often the whole command's CPU time is compared with its limit.
 const CPU_WATCH_PERIOD: Duration = Duration::from_millis(50);
@@ -142,14 +139,18 @@ pub(crate) async fn run(
     let started = Instant::now();
     let (read_end, write_end) = sys::pipe().map_err(SandboxError::Io)?;
     let stderr_end = write_end.try_clone().map_err(SandboxError::Io)?;
-    let mut std_cmd = sandbox.command(command)?;
+    let entry = sandbox.session_entry()?;
+    let mut std_cmd = sandbox.command(command, entry.is_some())?;
     // The network policy's proxy for this run, stopped when the run ends.
     let _proxy = crate::network::start_for_run(sandbox, &mut std_cmd)?;
     std_cmd
         .stdin(Stdio::null())
         .stdout(Stdio::from(write_end))
-        .stderr(Stdio::from(stderr_end))
-        .process_group(0);
+        .stderr(Stdio::from(stderr_end));
+    if entry.is_none() {
+        // Entering a sandbox starts a new session instead, whose group has the same id.
+        std_cmd.process_group(0);
+    }
     // Declared before the guard so that on drop the group is killed first, then the cgroup.
     let cgroup = CommandCgroup::create(limits);
     let fallback = sys::Fallback {
@@ -161,6 +162,9 @@ pub(crate) async fn run(
         None => Vec::new(),
     };
     sys::limit_resources(&mut std_cmd, limits, fallback, procs).map_err(SandboxError::Spawn)?;
+    if let Some(entry) = entry {
+        sys::enter(&mut std_cmd, entry);
+    }
     let child = std_cmd.spawn().map_err(SandboxError::Spawn)?;
     // The command holds our copies of the write end (and the cgroup files); they must close or
     // EOF never comes.
@@ -334,49 +338,4 @@ impl Ended {
 fn far_future() -> tokio::time::Instant {
     // About thirty years: "never" for a command, and far from Instant's overflow.
     tokio::time::Instant::now() + Duration::from_secs(30 * 365 * 24 * 3600)
-}
-
-/// Runs `true` in the sandbox, synchronously, to learn whether bwrap works on this machine.
-pub(crate) fn probe(sandbox: &Sandbox) -> Result<(), SandboxError> {
-    let bwrap = &sandbox.program;
-    let mut cmd = sandbox.command("true")?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd.spawn().map_err(|e| {
-        crate::unavailable_after_probe(bwrap, &format!("it could not be started: {e}"))
-    })?;
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() < PROBE_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(crate::unavailable_after_probe(
-                    bwrap,
-                    &format!("running `true` in it took more than {PROBE_TIMEOUT:?}"),
-                ));
-            }
-            Err(e) => return Err(SandboxError::Io(e)),
-        }
-    };
-    if status.success() {
-        return Ok(());
-    }
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        // The probe has exited, so this read ends; what it printed says why it failed.
-        let _ = pipe.by_ref().take(64 * 1024).read_to_string(&mut stderr);
-    }
-    let detail = if stderr.trim().is_empty() {
-        format!("running `true` in it failed ({status})")
-    } else {
-        stderr
-    };
-    Err(crate::unavailable_after_probe(bwrap, &detail))
 }

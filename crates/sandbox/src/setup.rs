@@ -114,6 +114,61 @@ pub(crate) fn bwrap_args(
     .map(OsString::from)
     .collect();
 
+    for mount in mounts(workdir, host_home, tc) {
+        let (flag, path, twice) = match mount {
+            Mount::Tmpfs(p) => ("--tmpfs", p, false),
+            Mount::Dir(p) => ("--dir", p, false),
+            Mount::Bind(p) => ("--bind", p, true),
+            Mount::RoBind(p) => ("--ro-bind", p, true),
+        };
+        args.push(flag.into());
+        if twice {
+            args.push(path.clone().into_os_string());
+        }
+        args.push(path.into_os_string());
+    }
+
+    // Files last, so no directory mount uncovers them again.
+    for file in masked_files(tc) {
+        args.extend([
+            "--ro-bind".into(),
+            "/dev/null".into(),
+            file.into_os_string(),
+        ]);
+    }
+    args.push("--chdir".into());
+    args.push(workdir.as_os_str().to_owned());
+    args.push("--".into());
+    args
+}
+
+/// The host directories bound inside the private /tmp (a workdir, a repository or a toolchain
+/// under the host's /tmp), outermost only: what must be bound again over a fresh /tmp. `None`
+/// when /tmp itself is bound, so that there is no private /tmp to renew.
+pub(crate) fn binds_in_tmp(
+    workdir: &Path,
+    host_home: Option<&Path>,
+    tc: &Toolchain,
+) -> Option<Vec<PathBuf>> {
+    let tmp = Path::new("/tmp");
+    let mut binds: Vec<PathBuf> = Vec::new();
+    for mount in mounts(workdir, host_home, tc) {
+        let (Mount::Bind(path) | Mount::RoBind(path)) = mount else {
+            continue;
+        };
+        if path == tmp {
+            return None;
+        }
+        // Sorted parents first, so a nested bind finds its parent already listed.
+        if path.starts_with(tmp) && !binds.iter().any(|b| path.starts_with(b)) {
+            binds.push(path);
+        }
+    }
+    Some(binds)
+}
+
+/// The sandbox's mounts after `/`, /dev, /proc and /tmp, in the order bwrap applies them.
+fn mounts(workdir: &Path, host_home: Option<&Path>, tc: &Toolchain) -> Vec<Mount> {
     let mut mounts = Vec::new();
     let mut hidden: Vec<PathBuf> = vec![PathBuf::from("/tmp")];
     let candidates = HIDDEN_DIRS
@@ -142,32 +197,7 @@ pub(crate) fn bwrap_args(
     // come before its children: the workdir under a hidden HOME, a toolchain under the workdir.
     // The sort is stable, so at equal depth the order above (hide, then expose) holds.
     mounts.sort_by_key(|m| m.path().components().count());
-    for mount in mounts {
-        let (flag, path, twice) = match mount {
-            Mount::Tmpfs(p) => ("--tmpfs", p, false),
-            Mount::Dir(p) => ("--dir", p, false),
-            Mount::Bind(p) => ("--bind", p, true),
-            Mount::RoBind(p) => ("--ro-bind", p, true),
-        };
-        args.push(flag.into());
-        if twice {
-            args.push(path.clone().into_os_string());
-        }
-        args.push(path.into_os_string());
-    }
-
-    // Files last, so no directory mount uncovers them again.
-    for file in masked_files(tc) {
-        args.extend([
-            "--ro-bind".into(),
-            "/dev/null".into(),
-            file.into_os_string(),
-        ]);
-    }
-    args.push("--chdir".into());
-    args.push(workdir.as_os_str().to_owned());
-    args.push("--".into());
-    args
+    mounts
 }
 
 /// The repository a git worktree belongs to, when it lies outside the workdir: its `.git` is a
@@ -280,6 +310,19 @@ mod tests {
             text.contains("--ro-bind /root/.rustup /root/.rustup"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn only_the_outermost_binds_under_tmp_are_bound_again() {
+        let tc = Toolchain {
+            cargo_home: Some("/tmp/w/.cargo".into()),
+            rustup_home: Some("/opt/rustup".into()),
+        };
+        let binds = binds_in_tmp(Path::new("/tmp/w"), None, &tc).expect("a private /tmp");
+        assert_eq!(binds, vec![PathBuf::from("/tmp/w")]);
+        assert_eq!(binds_in_tmp(Path::new("/tmp"), None, &tc), None);
+        let none = binds_in_tmp(Path::new("/srv/w"), None, &Toolchain::default());
+        assert_eq!(none, Some(Vec::new()));
     }
 
     #[test]

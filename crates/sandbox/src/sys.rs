@@ -219,3 +219,379 @@ fn set(resource: Resource, limit: libc::rlimit) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Clears close-on-exec on `fd` in the child only, so the program it runs inherits it (bwrap's
+/// `--info-fd`). The parent's copy keeps the flag, so no other child gets it.
+pub(crate) fn keep_open_on_exec(cmd: &mut Command, fd: std::os::fd::RawFd) {
+    let hook = move || -> io::Result<()> {
+        // SAFETY: fcntl on a descriptor number, async-signal-safe; a closed fd is an error.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook only calls fcntl, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
+
+/// Reads from `fd` until `done` says the bytes so far are enough, the writer closes it, or
+/// `deadline` passes (an error of kind `TimedOut`).
+pub(crate) fn read_until(
+    fd: std::os::fd::BorrowedFd<'_>,
+    deadline: std::time::Instant,
+    done: impl Fn(&[u8]) -> bool,
+) -> io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !done(&bytes) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::from(io::ErrorKind::TimedOut));
+        }
+        let mut poll = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let timeout = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd, live across the call.
+        let ready = unsafe { libc::poll(&mut poll, 1, timeout) };
+        if ready < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if ready == 0 {
+            continue;
+        }
+        // SAFETY: `chunk` is a valid, writable buffer of the given length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+        match n {
+            0 => break,
+            n if n > 0 => bytes.extend_from_slice(&chunk[..n.unsigned_abs()]),
+            _ => {
+                let error = io::Error::last_os_error();
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+/// How a command enters its task's sandbox (see session.rs): everything is computed before the
+/// fork, because between fork and exec nothing may allocate.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// The sandbox's namespaces (`/proc/PID/ns/*` of its holder, kept open), with their
+    /// `CLONE_NEW*` type; first the user namespace that owns the rest, since it grants the
+    /// rights to join them and to mount.
+    pub(crate) namespaces: Vec<(OwnedFd, libc::c_int)>,
+    /// The holder's own user namespace when it is a child of the owning one (bwrap nests one
+    /// for users other than root, to map them back to their own uid): joined last, so the
+    /// command sees the ids that bwrap's own sandbox shows.
+    pub(crate) final_user: Option<OwnedFd>,
+    /// The worktree, where the command starts.
+    pub(crate) workdir: std::ffi::CString,
+    /// A fresh /tmp for each command, unless the host's /tmp itself is bound.
+    pub(crate) fresh_tmp: Option<FreshTmp>,
+}
+
+/// The command's own empty /tmp, with HOME inside and the host directories that live under
+/// the host's /tmp (a worktree, say) bound again on top.
+#[derive(Debug)]
+pub(crate) struct FreshTmp {
+    pub(crate) home: std::ffi::CString,
+    pub(crate) binds: Vec<TmpBind>,
+}
+
+/// A directory bound inside /tmp, and the directories to create for it (outermost first).
+#[derive(Debug)]
+pub(crate) struct TmpBind {
+    pub(crate) path: std::ffi::CString,
+    pub(crate) make: Vec<std::ffi::CString>,
+}
+
+/// At most this many binds are carried over a fresh /tmp (they are held in a fixed array
+/// between fork and exec). A worktree, its repository and a toolchain make three.
+pub(crate) const MAX_TMP_BINDS: usize = 8;
+
+/// /proc entries bubblewrap makes read-only; the command's own /proc gets the same.
+const PROC_READ_ONLY: [&std::ffi::CStr; 4] = [
+    c"/proc/sys",
+    c"/proc/sysrq-trigger",
+    c"/proc/irq",
+    c"/proc/bus",
+];
+
+/// The user namespace that owns the namespace `ns` (an open `/proc/PID/ns/*` file).
+pub(crate) fn owning_user_namespace(ns: std::os::fd::BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: NS_GET_USERNS takes no argument and returns a new descriptor, which we own.
+    let fd = check(unsafe { libc::ioctl(ns.as_raw_fd(), libc::NS_GET_USERNS) })?;
+    // SAFETY: the ioctl succeeded, so `fd` is open and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Makes the spawned process enter `entry`'s sandbox instead of starting a new one. The
+/// process forked by `Command` (joining the cgroup and taking the rlimits first) starts a new
+/// session, joins the sandbox's namespaces and unshares a mount and a pid namespace; its child
+/// is that pid namespace's init: it mounts the command's own /proc and /tmp, then forks the
+/// command, reaps whatever is orphaned to it, and exits with the command's status (128+N for
+/// signal N, as bwrap reports it), which kills anything the command left behind. The first
+/// process relays that status. The init drops every capability and sets `no_new_privs` before
+/// it forks the command.
+pub(crate) fn enter(cmd: &mut Command, entry: std::sync::Arc<Entry>) {
+    let hook = move || -> io::Result<()> { enter_now(&entry) };
+    // SAFETY: the hook runs between fork and exec. It only makes raw system calls (prctl,
+    // setsid, setns, unshare, fork, mount, mkdir, open, chdir, capset, waitpid, close_range,
+    // _exit) on data prepared before the fork, and formats one path into a stack buffer; it
+    // never allocates or takes a lock.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
+
+fn enter_now(entry: &Entry) -> io::Result<()> {
+    // SAFETY (for the calls below): plain system calls with integer arguments or pointers to
+    // NUL-terminated strings and structs that outlive the call.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+        check(libc::setsid())?;
+        for (fd, kind) in &entry.namespaces {
+            check(libc::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *kind))?;
+        }
+        check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWPID))?;
+        let init = check(libc::fork())?;
+        if init > 0 {
+            relay(init);
+        }
+        // The pid namespace's init.
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        check(libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            proc_flags,
+            std::ptr::null(),
+        ))?;
+        for path in PROC_READ_ONLY {
+            // Missing entries (or ones the kernel will not let us cover) are skipped, as bwrap
+            // does: they are not writable from a user namespace anyway.
+            if libc::mount(
+                path.as_ptr(),
+                path.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ) == 0
+            {
+                libc::mount(
+                    std::ptr::null(),
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | proc_flags,
+                    std::ptr::null(),
+                );
+            }
+        }
+        if let Some(tmp) = &entry.fresh_tmp {
+            renew_tmp(tmp)?;
+        }
+        if let Some(user) = &entry.final_user {
+            check(libc::setns(
+                std::os::fd::AsRawFd::as_raw_fd(user),
+                libc::CLONE_NEWUSER,
+            ))?;
+        }
+        // The init keeps no privilege either: the command may look at it (/proc/1), and
+        // should find nothing there it lacks itself.
+        drop_capabilities()?;
+        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+        let command = check(libc::fork())?;
+        if command > 0 {
+            relay(command);
+        }
+        // The command.
+        check(libc::chdir(entry.workdir.as_ptr()))?;
+    }
+    Ok(())
+}
+
+/// Empty tmpfs on /tmp (as bwrap's `--tmpfs`), HOME in it, and the binds under /tmp again:
+/// each is held open (O_PATH) before the tmpfs covers it and bound back from that descriptor.
+unsafe fn renew_tmp(tmp: &FreshTmp) -> io::Result<()> {
+    let mut held = [-1 as libc::c_int; MAX_TMP_BINDS];
+    for (slot, bind) in held.iter_mut().zip(&tmp.binds) {
+        // SAFETY: a NUL-terminated path.
+        *slot = check(unsafe { libc::open(bind.path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
+    }
+    // SAFETY: NUL-terminated strings, null data pointer allowed for tmpfs with options string.
+    check(unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/tmp".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            c"mode=0755".as_ptr().cast(),
+        )
+    })?;
+    make_dir(&tmp.home)?;
+    for (fd, bind) in held.iter().zip(&tmp.binds) {
+        for dir in &bind.make {
+            make_dir(dir)?;
+        }
+        let mut source = [0u8; 32];
+        fd_path(*fd, &mut source);
+        // SAFETY: `source` is NUL-terminated by fd_path; the target is a NUL-terminated path.
+        check(unsafe {
+            libc::mount(
+                source.as_ptr().cast(),
+                bind.path.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// mkdir that accepts an existing directory.
+fn make_dir(path: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::mkdir(path.as_ptr(), 0o755) } != 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::AlreadyExists {
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// Writes "/proc/self/fd/N" and a NUL into `out` without allocating.
+fn fd_path(fd: libc::c_int, out: &mut [u8; 32]) {
+    let prefix = b"/proc/self/fd/";
+    out[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let mut n = fd.unsigned_abs();
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for (i, d) in digits[..len].iter().rev().enumerate() {
+        out[prefix.len() + i] = *d;
+    }
+    out[prefix.len() + len] = 0;
+}
+
+/// Waits for `child` (reaping any other child on the way, as an init must), then exits with
+/// its status: its exit code, or 128+N if signal N killed it. Never returns.
+fn relay(child: libc::pid_t) -> ! {
+    // SAFETY: close_range, waitpid and _exit take plain integers and a pointer to a local.
+    unsafe {
+        // Hold nothing open: not the command's output pipe, nor `Command`'s exec-error pipe,
+        // which must close once the command has been exec'd.
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        let mut status: libc::c_int = 0;
+        loop {
+            let pid = libc::waitpid(-1, &mut status, 0);
+            if pid == child {
+                break;
+            }
+            if pid < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                libc::_exit(1);
+            }
+        }
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else if libc::WIFSIGNALED(status) {
+            128 + libc::WTERMSIG(status)
+        } else {
+            1
+        };
+        libc::_exit(code)
+    }
+}
+
+/// Empties every capability set and the bounding set, as bwrap's `--cap-drop ALL` does: the
+/// command runs with none, even as uid 0 of the user namespace, and cannot gain any by exec.
+unsafe fn drop_capabilities() -> io::Result<()> {
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments. EINVAL: past the last capability.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::EINVAL) {
+                return Err(error);
+            }
+        }
+    }
+    // SAFETY: as above; fails only on kernels without ambient capabilities, which have none.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
+    }
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: capset reads one header and two data structs (version 3), all live locals.
+    check(unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) } as libc::c_int)?;
+    Ok(())
+}
+
+/// A system call's result, or the error in errno when it is negative.
+fn check<T: Copy + PartialOrd + Default>(rc: T) -> io::Result<T> {
+    if rc < T::default() {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc)
+}

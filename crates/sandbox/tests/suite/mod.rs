@@ -9,6 +9,7 @@ mod netns;
 mod network;
 mod probe;
 mod resources;
+mod session;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
