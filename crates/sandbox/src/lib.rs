@@ -288,7 +288,7 @@ impl Sandbox {
             &workdir,
             setup::binds_in_tmp(&workdir, host_home.as_deref(), &toolchain),
         )?;
-        Ok(Sandbox {
+        let mut sandbox = Sandbox {
             mode: SandboxMode::Bwrap,
             workdir,
             program: setup.bwrap.clone(),
@@ -298,7 +298,22 @@ impl Sandbox {
             _home: None,
             network: None,
             sessions: Some(Arc::new(sessions)),
-        })
+        };
+        // Entering a sandbox needs setns, which some container profiles forbid although bwrap
+        // itself works: then each command gets a bubblewrap of its own, slower but as isolated.
+        if let Err(error) = run::probe(&sandbox) {
+            let reason = match error {
+                SandboxError::Unavailable { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            tracing::warn!(
+                reason,
+                "commands cannot enter the task's sandbox; each gets a bubblewrap of its own"
+            );
+            sandbox.sessions = None;
+            run::probe(&sandbox)?;
+        }
+        Ok(sandbox)
     }
 
     fn unisolated(workdir: &Path) -> Result<Sandbox, SandboxError> {

@@ -49,16 +49,33 @@ pub fn probe(search_path: Option<OsString>) -> Probe {
     checks.push(user_namespaces());
     let works = bwrap.as_deref().map(bwrap_works);
     match &works {
-        Some(Ok(())) => checks.push(check(
-            "bubblewrap works",
-            true,
-            "ran `true` with new user, pid, net, ipc and uts namespaces".to_owned(),
-        )),
+        Some(Ok(entered)) => {
+            checks.push(check(
+                "bubblewrap works",
+                true,
+                "ran `true` with new user, pid, net, ipc and uts namespaces".to_owned(),
+            ));
+            checks.push(if *entered {
+                check(
+                    "one sandbox per task",
+                    true,
+                    "bubblewrap builds it once; each command enters it (setns)".to_owned(),
+                )
+            } else {
+                check(
+                    "one sandbox per task",
+                    false,
+                    "setns is refused here: each command starts a bubblewrap of its own, \
+                     a few ms slower but as isolated"
+                        .to_owned(),
+                )
+            });
+        }
         Some(Err(error)) => checks.push(check("bubblewrap works", false, error.clone())),
         None => checks.push(check("bubblewrap works", false, "not installed".to_owned())),
     }
     checks.extend(cgroups());
-    let isolation = matches!(works, Some(Ok(())));
+    let isolation = matches!(works, Some(Ok(_)));
     let fix = (!isolation).then(|| {
         if bwrap.is_none() {
             "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install \
@@ -86,11 +103,13 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
 
-fn bwrap_works(bwrap: &Path) -> Result<(), String> {
+/// Whether a sandbox can be built, and if so whether commands enter it (else each command
+/// gets a bubblewrap of its own).
+fn bwrap_works(bwrap: &Path) -> Result<bool, String> {
     let dir =
         tempfile::tempdir().map_err(|e| format!("could not make a scratch directory: {e}"))?;
     Sandbox::new_with_bwrap(dir.path(), bwrap)
-        .map(|_| ())
+        .map(|sandbox| sandbox.sessions.is_some())
         .map_err(|error| first_line(&error.to_string()))
 }
 

@@ -1,5 +1,6 @@
 //! Spawning, bounding and collecting one command.
 
+use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -338,4 +339,59 @@ impl Ended {
 fn far_future() -> tokio::time::Instant {
     // About thirty years: "never" for a command, and far from Instant's overflow.
     tokio::time::Instant::now() + Duration::from_secs(30 * 365 * 24 * 3600)
+}
+
+/// How long the probe may take before we call the sandbox broken.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `true` in the sandbox, synchronously, the way [`run`] would: to learn whether commands
+/// can run in it on this machine. The error says why not.
+pub(crate) fn probe(sandbox: &Sandbox) -> Result<(), SandboxError> {
+    let bwrap = &sandbox.program;
+    let entry = sandbox.session_entry()?;
+    let mut cmd = sandbox.command("true", entry.is_some())?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    match entry {
+        Some(entry) => sys::enter(&mut cmd, entry),
+        None => {
+            cmd.process_group(0);
+        }
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        crate::unavailable_after_probe(bwrap, &format!("`true` could not be started in it: {e}"))
+    })?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < PROBE_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(crate::unavailable_after_probe(
+                    bwrap,
+                    &format!("running `true` in it took more than {PROBE_TIMEOUT:?}"),
+                ));
+            }
+            Err(e) => return Err(SandboxError::Io(e)),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        // The probe has exited, so this read ends; what it printed says why it failed.
+        let _ = pipe.by_ref().take(64 * 1024).read_to_string(&mut stderr);
+    }
+    let detail = if stderr.trim().is_empty() {
+        format!("running `true` in it failed ({status})")
+    } else {
+        stderr
+    };
+    Err(crate::unavailable_after_probe(bwrap, &detail))
 }

@@ -25,6 +25,11 @@ fn doctor_reports_bubblewrap_and_what_will_be_used() {
     );
     assert!(out.stdout.contains("✓ bubblewrap works"), "{}", out.stdout);
     assert!(
+        out.stdout.contains("✓ one sandbox per task"),
+        "{}",
+        out.stdout
+    );
+    assert!(
         out.stdout
             .contains("will run agent commands and checks in bubblewrap"),
         "{}",
