@@ -1,0 +1,3 @@
+def convert(number):
+    """The raindrop sounds of a number."""
+    raise NotImplementedError("convert")

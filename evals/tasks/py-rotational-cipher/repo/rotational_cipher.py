@@ -1,0 +1,3 @@
+def rotate(text, key):
+    """The text with each letter shifted by key."""
+    raise NotImplementedError("rotate")
