@@ -280,14 +280,18 @@ impl Sandbox {
             &toolchain,
         )
         .into();
-        // Building the task's sandbox is also the check that bwrap works here.
+        let mut shared_args = args.clone();
+        shared_args.splice(
+            shared_args.len().saturating_sub(1)..shared_args.len().saturating_sub(1),
+            setup::shared_read_only_args(host_home.as_deref()),
+        );
         let sessions = session::Sessions::start(
             &setup.bwrap,
-            args,
+            shared_args,
             env.clone(),
             &workdir,
             setup::binds_in_tmp(&workdir, host_home.as_deref(), &toolchain),
-        )?;
+        );
         let mut sandbox = Sandbox {
             mode: SandboxMode::Bwrap,
             workdir,
@@ -297,11 +301,18 @@ impl Sandbox {
             extra_env: Vec::new(),
             _home: None,
             network: None,
-            sessions: Some(Arc::new(sessions)),
+            sessions: None,
         };
         // Entering a sandbox needs setns, which some container profiles forbid although bwrap
         // itself works: then each command gets a bubblewrap of its own, slower but as isolated.
-        if let Err(error) = run::probe(&sandbox) {
+        let entered = sessions.and_then(|sessions| {
+            sandbox.sessions = Some(Arc::new(sessions));
+            run::probe(&sandbox)
+        });
+        if let Err(error) = entered {
+            sandbox.sessions = None;
+            // This one's error says whether bwrap works here at all.
+            run::probe(&sandbox)?;
             let reason = match error {
                 SandboxError::Unavailable { reason, .. } => reason,
                 other => other.to_string(),
@@ -310,8 +321,6 @@ impl Sandbox {
                 reason,
                 "commands cannot enter the task's sandbox; each gets a bubblewrap of its own"
             );
-            sandbox.sessions = None;
-            run::probe(&sandbox)?;
         }
         Ok(sandbox)
     }
@@ -390,8 +399,17 @@ impl Sandbox {
             }
         }
         let mut cmd = if entering {
+            // The entered process is its pid namespace's init, which ignores the signals it
+            // has no handler for (`kill $$` would do nothing): so a first shell runs the
+            // command's shell as its child and exits with its status (128+N for signal N, as
+            // bwrap reports it).
             let mut cmd = spawn_site(Path::new("/bin/sh"));
-            cmd.arg("-c").arg(command);
+            cmd.args([
+                "-c",
+                "/bin/sh -c \"$1\"; exit $?",
+                "nightshift-init",
+                command,
+            ]);
             cmd
         } else {
             let mut cmd = spawn_site(&self.program);

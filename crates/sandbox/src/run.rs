@@ -1,8 +1,10 @@
 //! Spawning, bounding and collecting one command.
 
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nightshift_protocol::CommandReport;
@@ -163,14 +165,16 @@ pub(crate) async fn run(
         None => Vec::new(),
     };
     sys::limit_resources(&mut std_cmd, limits, fallback, procs).map_err(SandboxError::Spawn)?;
-    if let Some(entry) = entry {
-        sys::enter(&mut std_cmd, entry);
-    }
-    let child = std_cmd.spawn().map_err(SandboxError::Spawn)?;
     // The command holds our copies of the write end (and the cgroup files); they must close or
-    // EOF never comes.
-    drop(std_cmd);
-    let pid = child.id();
+    // EOF never comes: both spawns consume the command.
+    let pid = match entry {
+        Some(entry) => spawn_entering(std_cmd, entry)?,
+        None => {
+            let child = std_cmd.spawn().map_err(SandboxError::Spawn)?;
+            drop(std_cmd);
+            child.id()
+        }
+    };
     // With process_group(0) the group id is the child's pid. The group (and the cgroup) is
     // killed when this future is dropped; the waiting thread then reaps the child.
     let mut guard = GroupGuard { pgid: Some(pid) };
@@ -341,6 +345,35 @@ fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(30 * 365 * 24 * 3600)
 }
 
+/// Spawns `cmd` into the task's sandbox ([`sys::enter`]) and returns the pid of the command's
+/// process, a child of ours, after reaping the short-lived process that made it.
+fn spawn_entering(mut cmd: Command, entry: Arc<sys::Entry>) -> Result<u32, SandboxError> {
+    let (pid_read, pid_write) = sys::pipe().map_err(SandboxError::Io)?;
+    sys::enter(&mut cmd, entry, pid_write.as_raw_fd());
+    let spawned = cmd.spawn();
+    drop(cmd);
+    drop(pid_write);
+    // Written before the first process exits, and spawn returns only after that.
+    let pid = sys::read_pid(pid_read);
+    match spawned {
+        Ok(mut first) => {
+            first.wait().map_err(SandboxError::Io)?;
+            pid.ok_or_else(|| {
+                SandboxError::Spawn(std::io::Error::other(
+                    "the sandbox did not say which process runs the command",
+                ))
+            })
+        }
+        Err(error) => {
+            // The command's process failed before exec and is our child: reap it.
+            if let Some(pid) = pid {
+                let _ = sys::wait4(pid);
+            }
+            Err(SandboxError::Spawn(error))
+        }
+    }
+}
+
 /// How long the probe may take before we call the sandbox broken.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -348,30 +381,34 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// can run in it on this machine. The error says why not.
 pub(crate) fn probe(sandbox: &Sandbox) -> Result<(), SandboxError> {
     let bwrap = &sandbox.program;
+    let started_fail = |e: &dyn std::fmt::Display| {
+        crate::unavailable_after_probe(bwrap, &format!("`true` could not be started in it: {e}"))
+    };
     let entry = sandbox.session_entry()?;
     let mut cmd = sandbox.command("true", entry.is_some())?;
+    let (stderr_read, stderr_write) = sys::pipe().map_err(SandboxError::Io)?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    match entry {
-        Some(entry) => sys::enter(&mut cmd, entry),
+        .stderr(Stdio::from(stderr_write));
+    let pid = match entry {
+        Some(entry) => spawn_entering(cmd, entry).map_err(|e| started_fail(&e))?,
         None => {
             cmd.process_group(0);
+            let pid = cmd.spawn().map_err(|e| started_fail(&e))?.id();
+            drop(cmd);
+            pid
         }
-    }
-    let mut child = cmd.spawn().map_err(|e| {
-        crate::unavailable_after_probe(bwrap, &format!("`true` could not be started in it: {e}"))
-    })?;
+    };
     let started = Instant::now();
     let status = loop {
-        match child.try_wait() {
+        match sys::try_wait(pid) {
             Ok(Some(status)) => break status,
             Ok(None) if started.elapsed() < PROBE_TIMEOUT => {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                sys::kill_group(pid);
+                let _ = sys::wait4(pid);
                 return Err(crate::unavailable_after_probe(
                     bwrap,
                     &format!("running `true` in it took more than {PROBE_TIMEOUT:?}"),
@@ -384,10 +421,11 @@ pub(crate) fn probe(sandbox: &Sandbox) -> Result<(), SandboxError> {
         return Ok(());
     }
     let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        // The probe has exited, so this read ends; what it printed says why it failed.
-        let _ = pipe.by_ref().take(64 * 1024).read_to_string(&mut stderr);
-    }
+    // The probe has exited, and with it everything that held the pipe: this read ends; what
+    // it printed says why it failed.
+    let _ = std::fs::File::from(stderr_read)
+        .take(64 * 1024)
+        .read_to_string(&mut stderr);
     let detail = if stderr.trim().is_empty() {
         format!("running `true` in it failed ({status})")
     } else {

@@ -6,9 +6,12 @@
 //! same sandbox. So bubblewrap builds it once with a holder inside (`sh`, which says "ready"
 //! and waits); we open the holder's namespaces (`/proc/PID/ns/*`), which keeps them alive after
 //! it exits, and let it go. Each command then enters those namespaces between fork and exec
-//! ([`sys::enter`]) and gets a mount and pid namespace of its own on top: its own /proc, a fresh
-//! /tmp (so each run still starts from an empty HOME), and everything it started killed when
-//! its shell exits. Commands with a network policy still get a bubblewrap of their own (their
+//! ([`sys::enter`]) and gets a mount, pid and IPC namespace of its own on top: its own /proc,
+//! a fresh /tmp and /dev/shm (so each run still starts from an empty HOME), and everything it
+//! started killed when its shell exits. What commands share beyond the worktree (/dev, the
+//! hidden homes, /run) is read-only. The network namespace, loopback only, is shared: two
+//! commands of one task running at once see each other's listening ports, as two shells of one
+//! machine would. Commands with a network policy still get a bubblewrap of their own (their
 //! proxy socket is bound per run).
 //!
 //! A worktree that is removed and made again at the same path is a different directory: the
@@ -33,11 +36,11 @@ use crate::{SandboxError, sys};
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// The holder: tells us the sandbox is ready, then waits until we close its stdin.
 const HOLDER: &str = "echo ready; read _";
-/// The namespaces a command joins, after the user namespace that owns them.
-const NAMESPACES: [(&str, libc::c_int); 5] = [
+/// The namespaces a command joins, after the user namespace that owns them. (IPC is not
+/// shared: each command gets its own, so no shared memory or queue outlives it.)
+const NAMESPACES: [(&str, libc::c_int); 4] = [
     ("mnt", libc::CLONE_NEWNS),
     ("net", libc::CLONE_NEWNET),
-    ("ipc", libc::CLONE_NEWIPC),
     ("uts", libc::CLONE_NEWUTS),
     ("cgroup", libc::CLONE_NEWCGROUP),
 ];
@@ -244,6 +247,11 @@ fn open_namespaces(pid: u32) -> std::io::Result<Namespaces> {
         let file = theirs(name)?;
         if id(file.metadata()?) != id(ours(name)?) {
             open.push((OwnedFd::from(file), kind));
+        } else if matches!(name, "mnt" | "net") {
+            // Never run a command on the host's file system or network by mistake.
+            return Err(std::io::Error::other(format!(
+                "the sandbox has no {name} namespace of its own"
+            )));
         }
     }
     let user = theirs("user")?;

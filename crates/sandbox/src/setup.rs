@@ -105,6 +105,9 @@ pub(crate) fn bwrap_args(
         "/",
         "--dev",
         "/dev",
+        // Its own, writable: /dev itself is made read-only below.
+        "--tmpfs",
+        "/dev/shm",
         "--proc",
         "/proc",
         "--tmpfs",
@@ -142,6 +145,18 @@ pub(crate) fn bwrap_args(
     args
 }
 
+/// bubblewrap's arguments that make the task's shared sandbox read-only where a command could
+/// otherwise leave a file for the next one (and for the checks) to find: /dev and the hidden
+/// homes and /run. They go last, once everything inside them is mounted; /tmp and /dev/shm are
+/// renewed per command instead. A bubblewrap per command needs none of this.
+pub(crate) fn shared_read_only_args(host_home: Option<&Path>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--remount-ro".into(), "/dev".into()];
+    for hidden in hidden_dirs(host_home) {
+        args.extend(["--remount-ro".into(), hidden.into_os_string()]);
+    }
+    args
+}
+
 /// The host directories bound inside the private /tmp (a workdir, a repository or a toolchain
 /// under the host's /tmp), outermost only: what must be bound again over a fresh /tmp. `None`
 /// when /tmp itself is bound, so that there is no private /tmp to renew.
@@ -167,9 +182,9 @@ pub(crate) fn binds_in_tmp(
     Some(binds)
 }
 
-/// The sandbox's mounts after `/`, /dev, /proc and /tmp, in the order bwrap applies them.
-fn mounts(workdir: &Path, host_home: Option<&Path>, tc: &Toolchain) -> Vec<Mount> {
-    let mut mounts = Vec::new();
+/// The host directories covered by an empty tmpfs (not /tmp): those of [`HIDDEN_DIRS`] and the
+/// host HOME that exist, canonical, without one inside another.
+fn hidden_dirs(host_home: Option<&Path>) -> Vec<PathBuf> {
     let mut hidden: Vec<PathBuf> = vec![PathBuf::from("/tmp")];
     let candidates = HIDDEN_DIRS
         .iter()
@@ -182,9 +197,18 @@ fn mounts(workdir: &Path, host_home: Option<&Path>, tc: &Toolchain) -> Vec<Mount
         if !dir.is_dir() || hidden.iter().any(|h| dir.starts_with(h)) {
             continue;
         }
-        hidden.push(dir.clone());
-        mounts.push(Mount::Tmpfs(dir));
+        hidden.push(dir);
     }
+    hidden.remove(0);
+    hidden
+}
+
+/// The sandbox's mounts after `/`, /dev, /proc and /tmp, in the order bwrap applies them.
+fn mounts(workdir: &Path, host_home: Option<&Path>, tc: &Toolchain) -> Vec<Mount> {
+    let mut mounts: Vec<Mount> = hidden_dirs(host_home)
+        .into_iter()
+        .map(Mount::Tmpfs)
+        .collect();
     mounts.push(Mount::Dir(PathBuf::from(SANDBOX_HOME)));
     mounts.push(Mount::Bind(workdir.to_path_buf()));
     for dir in tc.dirs() {

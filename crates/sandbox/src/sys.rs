@@ -93,6 +93,20 @@ pub(crate) fn wait4(pid: u32) -> io::Result<Exit> {
     })
 }
 
+/// Reaps the child `pid` if it has exited, without waiting.
+pub(crate) fn try_wait(pid: u32) -> io::Result<Option<std::process::ExitStatus>> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is valid and writable across the call.
+    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+        0 => Ok(None),
+        rc if rc == pid => Ok(Some(std::process::ExitStatus::from_raw(status))),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// Process count cap for non-root users without a pids cgroup: the kernel counts every process
 /// of the real user, so the cap is what they already run plus the command's allowance.
 fn nproc_allowance(max_processes: u32) -> libc::rlim_t {
@@ -339,41 +353,58 @@ pub(crate) fn owning_user_namespace(ns: std::os::fd::BorrowedFd<'_>) -> io::Resu
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Makes the spawned process enter `entry`'s sandbox instead of starting a new one. The
-/// process forked by `Command` (joining the cgroup and taking the rlimits first) starts a new
-/// session, joins the sandbox's namespaces and unshares a mount and a pid namespace; its child
-/// is that pid namespace's init: it mounts the command's own /proc and /tmp, then forks the
-/// command, reaps whatever is orphaned to it, and exits with the command's status (128+N for
-/// signal N, as bwrap reports it), which kills anything the command left behind. The first
-/// process relays that status. The init drops every capability and sets `no_new_privs` before
-/// it forks the command.
-pub(crate) fn enter(cmd: &mut Command, entry: std::sync::Arc<Entry>) {
-    let hook = move || -> io::Result<()> { enter_now(&entry) };
+/// Makes the spawned process enter `entry`'s sandbox instead of starting a new one.
+///
+/// The process `Command` forks (which has joined the cgroup and taken the rlimits) is only a
+/// step: it makes itself undumpable, joins the sandbox's namespaces, unshares a mount, pid and
+/// IPC namespace of its own, and clones the command's process as a child of *ours*
+/// (`CLONE_PARENT`); it writes that pid to `pid_pipe` and exits at once, so no copy of this
+/// process's memory stays alive, or visible, while the command runs. The new process is the
+/// pid namespace's init: it starts a new session, mounts its own /proc, /tmp and /dev/shm,
+/// drops every capability, sets `no_new_privs` and returns to `Command`, which execs the shell.
+/// When it exits, the kernel kills whatever the command left in its pid namespace.
+pub(crate) fn enter(cmd: &mut Command, entry: std::sync::Arc<Entry>, pid_pipe: std::os::fd::RawFd) {
+    let hook = move || -> io::Result<()> { enter_now(&entry, pid_pipe) };
     // SAFETY: the hook runs between fork and exec. It only makes raw system calls (prctl,
-    // setsid, setns, unshare, fork, mount, mkdir, open, chdir, capset, waitpid, close_range,
-    // _exit) on data prepared before the fork, and formats one path into a stack buffer; it
-    // never allocates or takes a lock.
+    // setns, unshare, clone, write, _exit, setsid, mount, mkdir, open, chdir, capset) on data
+    // prepared before the fork, and formats one path into a stack buffer; it never allocates,
+    // takes a lock or runs fork handlers (clone is the raw system call).
     unsafe {
         cmd.pre_exec(hook);
     }
 }
 
-fn enter_now(entry: &Entry) -> io::Result<()> {
+fn enter_now(entry: &Entry, pid_pipe: libc::c_int) -> io::Result<()> {
     // SAFETY (for the calls below): plain system calls with integer arguments or pointers to
     // NUL-terminated strings and structs that outlive the call.
     unsafe {
-        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
-        check(libc::setsid())?;
+        // A copy of our memory: nobody may read it, not even through /proc.
+        check(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0))?;
         for (fd, kind) in &entry.namespaces {
             check(libc::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *kind))?;
         }
-        check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWPID))?;
-        let init = check(libc::fork())?;
+        check(libc::unshare(
+            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC,
+        ))?;
+        let flags = libc::c_ulong::try_from(libc::CLONE_PARENT | libc::SIGCHLD).unwrap_or(0);
+        let init = check(libc::syscall(
+            libc::SYS_clone,
+            flags,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        ))?;
         if init > 0 {
-            relay(init);
+            let pid = libc::pid_t::try_from(init).unwrap_or(0).to_ne_bytes();
+            let written = libc::write(pid_pipe, pid.as_ptr().cast(), pid.len());
+            libc::_exit(if written == 4 { 0 } else { 1 });
         }
-        // The pid namespace's init.
+        // The command's process, pid 1 of its namespace.
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+        // Its own session: no terminal to push keystrokes into, and a group of its own that
+        // the timeout kills.
+        check(libc::setsid())?;
         check(libc::mount(
             std::ptr::null(),
             c"/".as_ptr(),
@@ -390,46 +421,62 @@ fn enter_now(entry: &Entry) -> io::Result<()> {
             std::ptr::null(),
         ))?;
         for path in PROC_READ_ONLY {
-            // Missing entries (or ones the kernel will not let us cover) are skipped, as bwrap
-            // does: they are not writable from a user namespace anyway.
-            if libc::mount(
+            // As bwrap does: what we cannot write to anyway (or what is missing) is left as
+            // it is; the rest is bound read-only onto itself.
+            if libc::access(path.as_ptr(), libc::W_OK) != 0 {
+                let error = io::Error::last_os_error();
+                match error.raw_os_error() {
+                    Some(libc::EACCES | libc::ENOENT | libc::EROFS) => continue,
+                    _ => return Err(error),
+                }
+            }
+            check(libc::mount(
                 path.as_ptr(),
                 path.as_ptr(),
                 std::ptr::null(),
                 libc::MS_BIND | libc::MS_REC,
                 std::ptr::null(),
-            ) == 0
-            {
-                libc::mount(
-                    std::ptr::null(),
-                    path.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | proc_flags,
-                    std::ptr::null(),
-                );
-            }
+            ))?;
+            check(libc::mount(
+                std::ptr::null(),
+                path.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | proc_flags,
+                std::ptr::null(),
+            ))?;
         }
         if let Some(tmp) = &entry.fresh_tmp {
             renew_tmp(tmp)?;
         }
+        check(libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/dev/shm".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            c"mode=1777".as_ptr().cast(),
+        ))?;
         if let Some(user) = &entry.final_user {
             check(libc::setns(
                 std::os::fd::AsRawFd::as_raw_fd(user),
                 libc::CLONE_NEWUSER,
             ))?;
         }
-        // The init keeps no privilege either: the command may look at it (/proc/1), and
-        // should find nothing there it lacks itself.
         drop_capabilities()?;
         check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
-        let command = check(libc::fork())?;
-        if command > 0 {
-            relay(command);
-        }
-        // The command.
         check(libc::chdir(entry.workdir.as_ptr()))?;
     }
     Ok(())
+}
+
+/// The pid that [`enter`]'s first process wrote, once that process is gone; `None` when it
+/// failed before making the command's process.
+pub(crate) fn read_pid(pipe: OwnedFd) -> Option<u32> {
+    let mut file = std::fs::File::from(pipe);
+    let mut bytes = [0u8; 4];
+    std::io::Read::read_exact(&mut file, &mut bytes).ok()?;
+    u32::try_from(libc::pid_t::from_ne_bytes(bytes))
+        .ok()
+        .filter(|&pid| pid > 1)
 }
 
 /// Empty tmpfs on /tmp (as bwrap's `--tmpfs`), HOME in it, and the binds under /tmp again:
@@ -502,35 +549,6 @@ fn fd_path(fd: libc::c_int, out: &mut [u8; 32]) {
         out[prefix.len() + i] = *d;
     }
     out[prefix.len() + len] = 0;
-}
-
-/// Waits for `child` (reaping any other child on the way, as an init must), then exits with
-/// its status: its exit code, or 128+N if signal N killed it. Never returns.
-fn relay(child: libc::pid_t) -> ! {
-    // SAFETY: close_range, waitpid and _exit take plain integers and a pointer to a local.
-    unsafe {
-        // Hold nothing open: not the command's output pipe, nor `Command`'s exec-error pipe,
-        // which must close once the command has been exec'd.
-        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
-        let mut status: libc::c_int = 0;
-        loop {
-            let pid = libc::waitpid(-1, &mut status, 0);
-            if pid == child {
-                break;
-            }
-            if pid < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                libc::_exit(1);
-            }
-        }
-        let code = if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else if libc::WIFSIGNALED(status) {
-            128 + libc::WTERMSIG(status)
-        } else {
-            1
-        };
-        libc::_exit(code)
-    }
 }
 
 /// Empties every capability set and the bounding set, as bwrap's `--cap-drop ALL` does: the

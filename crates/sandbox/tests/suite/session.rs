@@ -5,16 +5,21 @@ use std::time::Duration;
 
 use nightshift_sandbox::SandboxMode;
 
-use super::{Scratch, sh};
+use super::{Scratch, processes_with, sh};
 
-/// Children of this test process (nextest runs each test in a process of its own).
-fn our_children() -> Vec<String> {
-    let mut children = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        children.extend(list.split_whitespace().map(str::to_owned));
-    }
-    children
+/// Our own child processes whose command line contains `marker` (other tests run sandboxes
+/// at the same time, each in a process of its own).
+fn our_children_with(marker: &str) -> Vec<u32> {
+    let ours = std::process::id().to_string();
+    processes_with(marker)
+        .into_iter()
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            status
+                .lines()
+                .any(|line| line.strip_prefix("PPid:").map(str::trim) == Some(ours.as_str()))
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -22,10 +27,11 @@ async fn nothing_keeps_running_between_commands() {
     let scratch = Scratch::new();
     let sandbox = scratch.sandbox(SandboxMode::Bwrap);
     // The sandbox outlives the bwrap that built it: its namespaces are held open, not a process.
-    assert_eq!(our_children(), Vec::<String>::new());
-    let out = sh(&sandbox, "sleep 60 & echo started").await;
+    assert_eq!(our_children_with("echo ready; read _"), Vec::<u32>::new());
+    let out = sh(&sandbox, "sleep 60.4242 & echo started").await;
     assert_eq!(out.output, "started\n");
-    assert_eq!(our_children(), Vec::<String>::new());
+    assert_eq!(processes_with("sleep 60.4242"), Vec::<u32>::new());
+    assert_eq!(our_children_with("nightshift-init"), Vec::<u32>::new());
 }
 
 #[tokio::test]
@@ -101,4 +107,42 @@ async fn the_user_and_groups_inside_are_bwraps() {
         out.output
     );
     assert_eq!(map.last(), Some(&"1"), "{}", out.output);
+}
+
+#[tokio::test]
+async fn nothing_of_nightshift_is_visible_inside() {
+    // The process that joins the sandbox is a copy of ours: it must be gone before the command
+    // runs, so that neither its environment nor its memory can be read through /proc.
+    assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+    let scratch = Scratch::new();
+    let sandbox = scratch.sandbox(SandboxMode::Bwrap);
+    let out = sh(
+        &sandbox,
+        r#"for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline; echo; tr '\0' '\n' < $p/environ; done"#,
+    )
+    .await;
+    assert!(out.success(), "{}", out.output);
+    assert!(
+        out.output
+            .starts_with("/bin/sh -c /bin/sh -c \"$1\"; exit $? nightshift-init "),
+        "{}",
+        out.output
+    );
+    assert!(out.output.contains("USER=nightshift\n"), "{}", out.output);
+    assert!(!out.output.contains("CARGO_MANIFEST_DIR"), "{}", out.output);
+}
+
+#[tokio::test]
+async fn no_file_or_shared_memory_is_left_for_the_next_command() {
+    let scratch = Scratch::new();
+    let sandbox = scratch.sandbox(SandboxMode::Bwrap);
+    let out = sh(
+        &sandbox,
+        "echo x > /dev/shm/left; ipcmk -M 4096 >/dev/null && echo made; \
+         for f in /dev/x /run/x /root/x /home/x; do { : > $f; } 2>/dev/null && echo wrote $f; done",
+    )
+    .await;
+    assert_eq!(out.output, "made\n");
+    let out = sh(&sandbox, "ls -A /dev/shm; ipcs -m | grep -c '^0x'").await;
+    assert_eq!(out.output, "0\n");
 }
