@@ -435,6 +435,39 @@ pub(crate) fn spawn_site(program: &Path) -> std::process::Command {
     std::process::Command::new(program)
 }
 
+/// Runs `spawn` on the one thread this crate forks from, and waits for it. The kernel ties a
+/// process's parent-death signal (which kills a command, or bwrap, when Nightshift dies) to the
+/// *thread* that forked it, and tokio retires its threads (a worker that ran `block_in_place`
+/// ends up in the blocking pool, which lets idle threads go after ten seconds): a command
+/// forked there would be killed mid-run. This thread lives as long as the process.
+pub(crate) fn on_spawner<T: Send + 'static>(
+    spawn: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    type Job = Box<dyn FnOnce() + Send>;
+    static JOBS: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    let jobs = JOBS.get_or_init(|| {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("nightshift-spawner".to_owned())
+            .spawn(move || {
+                for job in queue {
+                    job();
+                }
+            })
+            .ok()
+            .map(|_| jobs)
+    });
+    let gone = || std::io::Error::other("the thread that starts commands is gone");
+    let jobs = jobs.as_ref().ok_or_else(gone)?;
+    let (reply, answer) = std::sync::mpsc::sync_channel(1);
+    jobs.send(Box::new(move || {
+        let _ = reply.send(spawn());
+    }))
+    .map_err(|_| gone())?;
+    answer.recv().map_err(|_| gone())
+}
+
 /// Finds `bwrap` in a PATH-style list of directories.
 pub fn locate_bwrap(search_path: &OsStr) -> Result<PathBuf, SandboxError> {
     std::env::split_paths(search_path)

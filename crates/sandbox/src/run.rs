@@ -167,14 +167,16 @@ pub(crate) async fn run(
     sys::limit_resources(&mut std_cmd, limits, fallback, procs).map_err(SandboxError::Spawn)?;
     // The command holds our copies of the write end (and the cgroup files); they must close or
     // EOF never comes: both spawns consume the command.
-    let pid = match entry {
-        Some(entry) => spawn_entering(std_cmd, entry)?,
+    let entered = entry.is_some();
+    let pid = crate::on_spawner(move || match entry {
+        Some(entry) => spawn_entering(std_cmd, entry),
         None => {
             let child = std_cmd.spawn().map_err(SandboxError::Spawn)?;
             drop(std_cmd);
-            child.id()
+            Ok(child.id())
         }
-    };
+    })
+    .map_err(SandboxError::Spawn)??;
     // With process_group(0) the group id is the child's pid. The group (and the cgroup) is
     // killed when this future is dropped; the waiting thread then reaps the child.
     let mut guard = GroupGuard { pgid: Some(pid) };
@@ -215,7 +217,13 @@ pub(crate) async fn run(
             exited = &mut wait, if exit.is_none() => {
                 let exited = exited.map_err(|e| SandboxError::Io(std::io::Error::other(e)))?;
                 exit = Some(exited.map_err(SandboxError::Io)?);
-                guard.kill_and_disarm();
+                if entered {
+                    // The command's process was its pid namespace's init: everything in that
+                    // namespace died with it, and its pid, now reaped, may already be another's.
+                    guard.pgid = None;
+                } else {
+                    guard.kill_and_disarm();
+                }
                 // What the command left behind, even outside its process group.
                 if let Some(cg) = &cgroup {
                     cg.kill_all();
@@ -390,15 +398,17 @@ pub(crate) fn probe(sandbox: &Sandbox) -> Result<(), SandboxError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(stderr_write));
-    let pid = match entry {
-        Some(entry) => spawn_entering(cmd, entry).map_err(|e| started_fail(&e))?,
+    let pid = crate::on_spawner(move || match entry {
+        Some(entry) => spawn_entering(cmd, entry),
         None => {
             cmd.process_group(0);
-            let pid = cmd.spawn().map_err(|e| started_fail(&e))?.id();
+            let child = cmd.spawn().map_err(SandboxError::Spawn)?;
             drop(cmd);
-            pid
+            Ok(child.id())
         }
-    };
+    })
+    .map_err(|e| started_fail(&e))?
+    .map_err(|e| started_fail(&e))?;
     let started = Instant::now();
     let status = loop {
         match sys::try_wait(pid) {

@@ -144,15 +144,37 @@ impl Sessions {
                 })
                 .collect(),
         });
+        let entry = Arc::new(sys::Entry {
+            namespaces,
+            final_user,
+            workdir: c_path(&self.workdir),
+            fresh_tmp,
+        });
+        self.make_private(&entry)?;
         Ok(Session {
-            entry: Arc::new(sys::Entry {
-                namespaces,
-                final_user,
-                workdir: c_path(&self.workdir),
-                fresh_tmp,
-            }),
+            entry,
             workdir: Some(held),
         })
+    }
+
+    /// See [`sys::make_private`].
+    fn make_private(&self, entry: &Arc<sys::Entry>) -> Result<(), SandboxError> {
+        let fail = |detail: String| crate::unavailable_after_probe(&self.bwrap, &detail);
+        let mut cmd = crate::spawn_site(Path::new("/bin/true"));
+        cmd.env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        sys::make_private(&mut cmd, entry.clone());
+        let status = crate::on_spawner(move || cmd.status())
+            .and_then(|status| status)
+            .map_err(|e| fail(format!("its mounts could not be made private: {e}")))?;
+        if !status.success() {
+            return Err(fail(format!(
+                "its mounts could not be made private ({status})"
+            )));
+        }
+        Ok(())
     }
 
     /// Runs bwrap with the holder inside and returns its namespaces, open.
@@ -172,10 +194,9 @@ impl Sessions {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         sys::keep_open_on_exec(&mut cmd, info_write.as_raw_fd());
-        let mut holder = cmd
-            .spawn()
+        let mut holder = crate::on_spawner(move || cmd.spawn())
+            .and_then(|spawned| spawned)
             .map_err(|e| fail(&format!("it could not be started: {e}")))?;
-        drop(cmd);
         drop(info_write);
         let deadline = Instant::now() + START_TIMEOUT;
         let opened = (|| {

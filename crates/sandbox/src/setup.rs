@@ -110,6 +110,12 @@ pub(crate) fn bwrap_args(
         "/dev/shm",
         "--proc",
         "/proc",
+        // bwrap leaves /proc/sys writable where the kernel lets the sandbox's user write it,
+        // and a sysctl asks uid 0 (Nightshift run by root) for no capability:
+        // kernel.core_pattern would then run a program as the host's root.
+        "--ro-bind",
+        "/proc/sys",
+        "/proc/sys",
         "--tmpfs",
         "/tmp",
     ]
@@ -347,6 +353,14 @@ mod tests {
         assert_eq!(binds_in_tmp(Path::new("/tmp"), None, &tc), None);
         let none = binds_in_tmp(Path::new("/srv/w"), None, &Toolchain::default());
         assert_eq!(none, Some(Vec::new()));
+    }
+
+    #[test]
+    fn proc_sys_is_read_only() {
+        let text = args_text("/srv/w", None, &Toolchain::default());
+        let proc = text.find("--proc /proc").expect("proc");
+        let sys = text.find("--ro-bind /proc/sys /proc/sys").expect("sys");
+        assert!(proc < sys, "{text}");
     }
 
     #[test]

@@ -183,6 +183,13 @@ pub(crate) fn limit_resources(
         ));
     }
     let hook = move || -> io::Result<()> {
+        // A session keyring of its own, so that no key of ours (nor of another command) can
+        // be read or left there. Best effort: where keyctl is forbidden (Docker's seccomp
+        // profile), the command cannot use it either.
+        // SAFETY: keyctl with integer arguments only.
+        unsafe {
+            libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0usize);
+        }
         for fd in &cgroup_procs {
             // SAFETY: `fd` is an open descriptor owned by the closure; the buffer is one valid
             // byte. "0" means the writing process.
@@ -204,6 +211,10 @@ pub(crate) fn limit_resources(
     }
     Ok(())
 }
+
+/// keyctl(2)'s operation that gives the caller a new, anonymous session keyring (with a null
+/// name).
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 type Resource = libc::__rlimit_resource_t;
@@ -421,22 +432,23 @@ fn enter_now(entry: &Entry, pid_pipe: libc::c_int) -> io::Result<()> {
             std::ptr::null(),
         ))?;
         for path in PROC_READ_ONLY {
-            // As bwrap does: what we cannot write to anyway (or what is missing) is left as
-            // it is; the rest is bound read-only onto itself.
-            if libc::access(path.as_ptr(), libc::W_OK) != 0 {
-                let error = io::Error::last_os_error();
-                match error.raw_os_error() {
-                    Some(libc::EACCES | libc::ENOENT | libc::EROFS) => continue,
-                    _ => return Err(error),
-                }
-            }
-            check(libc::mount(
+            // Each bound read-only onto itself, /proc/sys included: as uid 0 (Nightshift run
+            // by root), writing a sysctl needs no capability, and kernel.core_pattern would
+            // run a program as the host's root. Only what this kernel lacks is skipped.
+            if libc::mount(
                 path.as_ptr(),
                 path.as_ptr(),
                 std::ptr::null(),
                 libc::MS_BIND | libc::MS_REC,
                 std::ptr::null(),
-            ))?;
+            ) != 0
+            {
+                let error = io::Error::last_os_error();
+                if error.raw_os_error() == Some(libc::ENOENT) {
+                    continue;
+                }
+                return Err(error);
+            }
             check(libc::mount(
                 std::ptr::null(),
                 path.as_ptr(),
@@ -455,6 +467,15 @@ fn enter_now(entry: &Entry, pid_pipe: libc::c_int) -> io::Result<()> {
             libc::MS_NOSUID | libc::MS_NODEV,
             c"mode=1777".as_ptr().cast(),
         ))?;
+        // Its own terminals too, as bwrap's --dev gives each sandbox: no reading or typing
+        // into another command's pty.
+        check(libc::mount(
+            c"devpts".as_ptr(),
+            c"/dev/pts".as_ptr(),
+            c"devpts".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            c"newinstance,ptmxmode=0666,mode=620".as_ptr().cast(),
+        ))?;
         if let Some(user) = &entry.final_user {
             check(libc::setns(
                 std::os::fd::AsRawFd::as_raw_fd(user),
@@ -464,8 +485,47 @@ fn enter_now(entry: &Entry, pid_pipe: libc::c_int) -> io::Result<()> {
         drop_capabilities()?;
         check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
         check(libc::chdir(entry.workdir.as_ptr()))?;
+        // A descriptor of ours opened without close-on-exec (a C library's fopen, one
+        // inherited from our own parent) must not reach the command: it could lead back out
+        // of the sandbox. Kernels before 5.11 lack the flag; there is nothing better to do.
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
     }
     Ok(())
+}
+
+/// Makes every mount of `entry`'s sandbox private, in a short-lived process that joins its
+/// mount namespace and then execs `cmd` (`true`). bwrap leaves them slaves of the host's, so
+/// that something mounted on the host later (removable media, an automount) would appear, as
+/// writable as on the host, in every command of the task.
+pub(crate) fn make_private(cmd: &mut Command, entry: std::sync::Arc<Entry>) {
+    let hook = move || -> io::Result<()> {
+        // SAFETY: setns and mount with descriptors and NUL-terminated strings that outlive
+        // the calls; nothing allocates.
+        unsafe {
+            for (fd, kind) in &entry.namespaces {
+                if *kind == libc::CLONE_NEWUSER || *kind == libc::CLONE_NEWNS {
+                    check(libc::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *kind))?;
+                }
+            }
+            check(libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+        }
+        Ok(())
+    };
+    // SAFETY: the hook only makes raw system calls on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
 }
 
 /// The pid that [`enter`]'s first process wrote, once that process is gone; `None` when it

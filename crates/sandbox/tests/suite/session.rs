@@ -146,3 +146,23 @@ async fn no_file_or_shared_memory_is_left_for_the_next_command() {
     let out = sh(&sandbox, "ls -A /dev/shm; ipcs -m | grep -c '^0x'").await;
     assert_eq!(out.output, "0\n");
 }
+
+#[tokio::test]
+async fn sysctls_the_init_and_descriptors_give_nothing_away() {
+    let scratch = Scratch::new();
+    let sandbox = scratch.sandbox(SandboxMode::Bwrap);
+    // As uid 0 a sysctl needs no capability: kernel.core_pattern would run a program as the
+    // host's root, and the hostname is shared by the task's commands.
+    let out = sh(
+        &sandbox,
+        "[ -w /proc/sys/kernel/core_pattern ] && echo writable; \
+         { echo x > /proc/sys/kernel/hostname; } 2>&1; \
+         grep -E '^(CapEff|NoNewPrivs)' /proc/1/status; ls /proc/self/fd; ls -A /dev/pts",
+    )
+    .await;
+    assert_eq!(
+        out.output,
+        "/bin/sh: 1: cannot create /proc/sys/kernel/hostname: Read-only file system\n\
+         CapEff:\t0000000000000000\nNoNewPrivs:\t1\n0\n1\n2\n3\nptmx\n"
+    );
+}
