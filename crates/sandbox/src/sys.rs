@@ -416,13 +416,7 @@ fn enter_now(entry: &Entry, pid_pipe: libc::c_int) -> io::Result<()> {
         // Its own session: no terminal to push keystrokes into, and a group of its own that
         // the timeout kills.
         check(libc::setsid())?;
-        check(libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ))?;
+        make_root_private()?;
         let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
         check(libc::mount(
             c"proc".as_ptr(),
@@ -498,6 +492,21 @@ fn enter_now(entry: &Entry, pid_pipe: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// Stops mount events from propagating into or out of the caller's mount namespace.
+unsafe fn make_root_private() -> io::Result<()> {
+    // SAFETY: mount with a NUL-terminated path and null pointers where it allows them.
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })?;
+    Ok(())
+}
+
 /// Makes every mount of `entry`'s sandbox private, in a short-lived process that joins its
 /// mount namespace and then execs `cmd` (`true`). bwrap leaves them slaves of the host's, so
 /// that something mounted on the host later (removable media, an automount) would appear, as
@@ -512,13 +521,7 @@ pub(crate) fn make_private(cmd: &mut Command, entry: std::sync::Arc<Entry>) {
                     check(libc::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *kind))?;
                 }
             }
-            check(libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))?;
+            make_root_private()?;
         }
         Ok(())
     };
