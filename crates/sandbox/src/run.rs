@@ -150,10 +150,6 @@ pub(crate) async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::from(write_end))
         .stderr(Stdio::from(stderr_end));
-    if entry.is_none() {
-        // Entering a sandbox starts a new session instead, whose group has the same id.
-        std_cmd.process_group(0);
-    }
     // Declared before the guard so that on drop the group is killed first, then the cgroup.
     let cgroup = CommandCgroup::create(limits);
     let fallback = sys::Fallback {
@@ -166,18 +162,10 @@ pub(crate) async fn run(
     };
     sys::limit_resources(&mut std_cmd, limits, fallback, procs).map_err(SandboxError::Spawn)?;
     // The command holds our copies of the write end (and the cgroup files); they must close or
-    // EOF never comes: both spawns consume the command.
+    // EOF never comes: `spawn` consumes it.
     let entered = entry.is_some();
-    let pid = crate::on_spawner(move || match entry {
-        Some(entry) => spawn_entering(std_cmd, entry),
-        None => {
-            let child = std_cmd.spawn().map_err(SandboxError::Spawn)?;
-            drop(std_cmd);
-            Ok(child.id())
-        }
-    })
-    .map_err(SandboxError::Spawn)??;
-    // With process_group(0) the group id is the child's pid. The group (and the cgroup) is
+    let pid = spawn(std_cmd, entry)?;
+    // The group id is the command's pid (see `spawn`). The group (and the cgroup) is
     // killed when this future is dropped; the waiting thread then reaps the child.
     let mut guard = GroupGuard { pgid: Some(pid) };
     tracing::debug!(
@@ -353,6 +341,23 @@ fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(30 * 365 * 24 * 3600)
 }
 
+/// Starts `cmd` on the spawner thread ([`crate::on_spawner`]), in its own process group, and
+/// returns its pid: bwrap's (or the shell's, in mode None), or with `entry` the command's own
+/// process in the task's sandbox, which starts a new session instead (same group id). Takes
+/// the command because it holds our copies of the output pipe, which must close for EOF.
+fn spawn(mut cmd: Command, entry: Option<Arc<sys::Entry>>) -> Result<u32, SandboxError> {
+    crate::on_spawner(move || match entry {
+        Some(entry) => spawn_entering(cmd, entry),
+        None => {
+            cmd.process_group(0);
+            let child = cmd.spawn().map_err(SandboxError::Spawn)?;
+            drop(cmd);
+            Ok(child.id())
+        }
+    })
+    .map_err(SandboxError::Spawn)?
+}
+
 /// Spawns `cmd` into the task's sandbox ([`sys::enter`]) and returns the pid of the command's
 /// process, a child of ours, after reaping the short-lived process that made it.
 fn spawn_entering(mut cmd: Command, entry: Arc<sys::Entry>) -> Result<u32, SandboxError> {
@@ -398,17 +403,7 @@ pub(crate) fn probe(sandbox: &Sandbox) -> Result<(), SandboxError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(stderr_write));
-    let pid = crate::on_spawner(move || match entry {
-        Some(entry) => spawn_entering(cmd, entry),
-        None => {
-            cmd.process_group(0);
-            let child = cmd.spawn().map_err(SandboxError::Spawn)?;
-            drop(cmd);
-            Ok(child.id())
-        }
-    })
-    .map_err(|e| started_fail(&e))?
-    .map_err(|e| started_fail(&e))?;
+    let pid = spawn(cmd, entry).map_err(|e| started_fail(&e))?;
     let started = Instant::now();
     let status = loop {
         match sys::try_wait(pid) {

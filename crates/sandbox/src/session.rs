@@ -56,20 +56,21 @@ pub(crate) struct Sessions {
     /// The host directories to bind again over each command's fresh /tmp; `None`: no fresh
     /// /tmp (the host's /tmp is the worktree).
     tmp_binds: Option<Vec<PathBuf>>,
-    current: Mutex<Session>,
+    /// Built by `start`; `None` only after a rebuild failed.
+    current: Mutex<Option<Session>>,
 }
 
 #[derive(Debug)]
 struct Session {
     entry: Arc<sys::Entry>,
     /// The worktree this sandbox was built on, held open to tell whether it is still there.
-    workdir: Option<std::fs::File>,
+    workdir: std::fs::File,
 }
 
 impl Session {
     /// Whether the worktree at `path` is still the directory this sandbox binds.
     fn still_binds(&self, path: &Path) -> bool {
-        let Some(held) = self.workdir.as_ref().and_then(|f| f.metadata().ok()) else {
+        let Ok(held) = self.workdir.metadata() else {
             return false;
         };
         held.nlink() > 0
@@ -90,38 +91,33 @@ impl Sessions {
     ) -> Result<Sessions, SandboxError> {
         // More binds under /tmp than the child can hold: keep the sandbox's own /tmp instead.
         let tmp_binds = tmp_binds.filter(|binds| binds.len() <= sys::MAX_TMP_BINDS);
-        let mut sessions = Sessions {
+        let sessions = Sessions {
             bwrap: bwrap.to_path_buf(),
             args,
             env,
             workdir: workdir.to_path_buf(),
             tmp_binds,
-            current: Mutex::new(Session {
-                entry: Arc::new(sys::Entry {
-                    namespaces: Vec::new(),
-                    final_user: None,
-                    workdir: CString::default(),
-                    fresh_tmp: None,
-                }),
-                workdir: None,
-            }),
+            current: Mutex::new(None),
         };
-        let session = sessions.build()?;
-        *sessions
-            .current
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner) = session;
+        sessions.entry()?;
         Ok(sessions)
     }
 
     /// The sandbox to enter, built again if the worktree was replaced since.
     pub(crate) fn entry(&self) -> Result<Arc<sys::Entry>, SandboxError> {
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        if !current.still_binds(&self.workdir) {
-            tracing::debug!(workdir = %self.workdir.display(), "worktree replaced; new sandbox");
-            *current = self.build()?;
-        }
-        Ok(current.entry.clone())
+        let session = match current.take() {
+            Some(session) if session.still_binds(&self.workdir) => session,
+            stale => {
+                if stale.is_some() {
+                    tracing::debug!(workdir = %self.workdir.display(), "worktree replaced; new sandbox");
+                }
+                self.build()?
+            }
+        };
+        let entry = session.entry.clone();
+        *current = Some(session);
+        Ok(entry)
     }
 
     fn build(&self) -> Result<Session, SandboxError> {
@@ -153,7 +149,7 @@ impl Sessions {
         self.make_private(&entry)?;
         Ok(Session {
             entry,
-            workdir: Some(held),
+            workdir: held,
         })
     }
 

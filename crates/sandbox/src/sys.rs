@@ -418,13 +418,7 @@ fn enter_now(entry: &Entry, pid_pipe: libc::c_int) -> io::Result<()> {
         check(libc::setsid())?;
         make_root_private()?;
         let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-        check(libc::mount(
-            c"proc".as_ptr(),
-            c"/proc".as_ptr(),
-            c"proc".as_ptr(),
-            proc_flags,
-            std::ptr::null(),
-        ))?;
+        mount_new(c"proc", c"/proc", proc_flags, None)?;
         for path in PROC_READ_ONLY {
             // Each bound read-only onto itself, /proc/sys included: as uid 0 (Nightshift run
             // by root), writing a sysctl needs no capability, and kernel.core_pattern would
@@ -454,22 +448,20 @@ fn enter_now(entry: &Entry, pid_pipe: libc::c_int) -> io::Result<()> {
         if let Some(tmp) = &entry.fresh_tmp {
             renew_tmp(tmp)?;
         }
-        check(libc::mount(
-            c"tmpfs".as_ptr(),
-            c"/dev/shm".as_ptr(),
-            c"tmpfs".as_ptr(),
+        mount_new(
+            c"tmpfs",
+            c"/dev/shm",
             libc::MS_NOSUID | libc::MS_NODEV,
-            c"mode=1777".as_ptr().cast(),
-        ))?;
+            Some(c"mode=1777"),
+        )?;
         // Its own terminals too, as bwrap's --dev gives each sandbox: no reading or typing
         // into another command's pty.
-        check(libc::mount(
-            c"devpts".as_ptr(),
-            c"/dev/pts".as_ptr(),
-            c"devpts".as_ptr(),
+        mount_new(
+            c"devpts",
+            c"/dev/pts",
             libc::MS_NOSUID | libc::MS_NOEXEC,
-            c"newinstance,ptmxmode=0666,mode=620".as_ptr().cast(),
-        ))?;
+            Some(c"newinstance,ptmxmode=0666,mode=620"),
+        )?;
         if let Some(user) = &entry.final_user {
             check(libc::setns(
                 std::os::fd::AsRawFd::as_raw_fd(user),
@@ -489,6 +481,27 @@ fn enter_now(entry: &Entry, pid_pipe: libc::c_int) -> io::Result<()> {
             libc::CLOSE_RANGE_CLOEXEC,
         );
     }
+    Ok(())
+}
+
+/// Mounts a new file system of type `fstype` (also its source name) on `target`.
+unsafe fn mount_new(
+    fstype: &std::ffi::CStr,
+    target: &std::ffi::CStr,
+    flags: libc::c_ulong,
+    options: Option<&std::ffi::CStr>,
+) -> io::Result<()> {
+    let options = options.map_or(std::ptr::null(), |o| o.as_ptr().cast());
+    // SAFETY: NUL-terminated strings, or null options, all outliving the call.
+    check(unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            options,
+        )
+    })?;
     Ok(())
 }
 
@@ -550,16 +563,15 @@ unsafe fn renew_tmp(tmp: &FreshTmp) -> io::Result<()> {
         // SAFETY: a NUL-terminated path.
         *slot = check(unsafe { libc::open(bind.path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
     }
-    // SAFETY: NUL-terminated strings, null data pointer allowed for tmpfs with options string.
-    check(unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            c"/tmp".as_ptr(),
-            c"tmpfs".as_ptr(),
+    // SAFETY: called between fork and exec, like this function.
+    unsafe {
+        mount_new(
+            c"tmpfs",
+            c"/tmp",
             libc::MS_NOSUID | libc::MS_NODEV,
-            c"mode=0755".as_ptr().cast(),
-        )
-    })?;
+            Some(c"mode=0755"),
+        )?;
+    }
     make_dir(&tmp.home)?;
     for (fd, bind) in held.iter().zip(&tmp.binds) {
         for dir in &bind.make {

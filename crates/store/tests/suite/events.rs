@@ -52,6 +52,14 @@ pub fn result(task_id: TaskId, status: TaskStatus) -> TaskResult {
     }
 }
 
+pub fn state_changed(from: TaskStatus, to: TaskStatus) -> EventKind {
+    EventKind::StateChanged {
+        from: Some(from),
+        to,
+        reason: None,
+    }
+}
+
 pub fn notice(n: usize) -> EventKind {
     EventKind::Notice {
         message: format!("notice {n}"),
@@ -128,13 +136,11 @@ fn events_after_seq_returns_only_later_events_in_order(backend: &Backend) {
 fn status_follows_state_changed_and_other_events_leave_it_alone(backend: &Backend) {
     let store = backend.open();
     store.insert_task(&id(1), &spec("g")).unwrap();
-    let change = |from, to| EventKind::StateChanged {
-        from: Some(from),
-        to,
-        reason: None,
-    };
     store
-        .append_event(&id(1), change(TaskStatus::Queued, TaskStatus::Running))
+        .append_event(
+            &id(1),
+            state_changed(TaskStatus::Queued, TaskStatus::Running),
+        )
         .unwrap();
     assert_eq!(
         store.task(&id(1)).unwrap().unwrap().status,
@@ -146,7 +152,10 @@ fn status_follows_state_changed_and_other_events_leave_it_alone(backend: &Backen
         TaskStatus::Running
     );
     store
-        .append_event(&id(1), change(TaskStatus::Running, TaskStatus::Verifying))
+        .append_event(
+            &id(1),
+            state_changed(TaskStatus::Running, TaskStatus::Verifying),
+        )
         .unwrap();
     let record = store.task(&id(1)).unwrap().unwrap();
     assert_eq!(record.status, TaskStatus::Verifying);
@@ -176,16 +185,17 @@ fn task_finished_stores_the_result_and_final_status(backend: &Backend) {
 fn a_final_state_change_waits_for_the_result(backend: &Backend) {
     let store = backend.open();
     store.insert_task(&id(1), &spec("g")).unwrap();
-    let change = |from, to| EventKind::StateChanged {
-        from: Some(from),
-        to,
-        reason: None,
-    };
     store
-        .append_event(&id(1), change(TaskStatus::Queued, TaskStatus::Running))
+        .append_event(
+            &id(1),
+            state_changed(TaskStatus::Queued, TaskStatus::Running),
+        )
         .unwrap();
     store
-        .append_event(&id(1), change(TaskStatus::Running, TaskStatus::Succeeded))
+        .append_event(
+            &id(1),
+            state_changed(TaskStatus::Running, TaskStatus::Succeeded),
+        )
         .unwrap();
     let between = store.task(&id(1)).unwrap().unwrap();
     assert_eq!(between.status, TaskStatus::Running);

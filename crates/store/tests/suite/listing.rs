@@ -1,7 +1,8 @@
-use nightshift_protocol::{EventKind, TaskId, TaskSpec, TaskStatus};
+use nightshift_protocol::{TaskId, TaskSpec, TaskStatus};
 use nightshift_store::{Store, StoreError, TaskFilter};
 
 use super::backend::Backend;
+use super::events::state_changed;
 use super::{id, spec};
 
 contract!(
@@ -37,11 +38,7 @@ fn list_filters_by_status_repo_and_label(backend: &Backend) {
     store
         .append_event(
             &id(3),
-            EventKind::StateChanged {
-                from: Some(TaskStatus::Queued),
-                to: TaskStatus::Running,
-                reason: None,
-            },
+            state_changed(TaskStatus::Queued, TaskStatus::Running),
         )
         .unwrap();
     let store = store.as_ref();

@@ -6,7 +6,7 @@ use nightshift_protocol::{EventKind, TaskStatus};
 use nightshift_store::Store;
 
 use super::backend::Backend;
-use super::events::result;
+use super::events::{result, state_changed};
 use super::{id, spec};
 
 contract!(
@@ -25,11 +25,7 @@ fn running(store: &dyn Store, n: u64) {
     store
         .append_event(
             &id(n),
-            EventKind::StateChanged {
-                from: Some(TaskStatus::Queued),
-                to: TaskStatus::Running,
-                reason: None,
-            },
+            state_changed(TaskStatus::Queued, TaskStatus::Running),
         )
         .unwrap();
 }
