@@ -166,3 +166,68 @@ async fn sysctls_the_init_and_descriptors_give_nothing_away() {
          CapEff:\t0000000000000000\nNoNewPrivs:\t1\n0\n1\n2\n3\nptmx\n"
     );
 }
+
+/// Prints the caller's session keyring id (keyctl's KEYCTL_GET_KEYRING_ID of
+/// KEY_SPEC_SESSION_KEYRING), with Python's ctypes: no keyutils on these machines.
+const SESSION_KEYRING: &str = "python3 -c 'import ctypes; \
+    print(ctypes.CDLL(None).syscall(250, 0, -3, 0))'";
+
+#[tokio::test]
+async fn each_command_has_a_session_keyring_of_its_own() {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "our own keyring, read outside any sandbox on purpose"
+    )]
+    let ours = std::process::Command::new("/bin/sh")
+        .args(["-c", SESSION_KEYRING])
+        .output()
+        .unwrap();
+    let ours = String::from_utf8(ours.stdout).unwrap();
+    let scratch = Scratch::new();
+    let sandbox = scratch.sandbox(SandboxMode::Bwrap);
+    let first = sh(&sandbox, SESSION_KEYRING).await.output;
+    let second = sh(&sandbox, SESSION_KEYRING).await.output;
+    assert!(ours.trim().parse::<i64>().unwrap() > 0, "{ours}");
+    assert!(first.trim().parse::<i64>().unwrap() > 0, "{first}");
+    assert_ne!(first, ours);
+    assert_ne!(first, second);
+}
+
+#[tokio::test]
+async fn a_sandbox_without_namespaces_of_its_own_is_never_entered() {
+    // A bwrap that answers --info-fd with its own pid, whose namespaces are ours: entering
+    // them would run commands on the host. Nightshift must see that and give each command a
+    // bubblewrap of its own instead.
+    let scratch = Scratch::new();
+    let real = nightshift_sandbox::locate_bwrap(&std::env::var_os("PATH").unwrap()).unwrap();
+    let fake = scratch.dir.path().join("bwrap");
+    std::fs::write(
+        &fake,
+        format!(
+            r#"#!/bin/sh
+fd=; prev=
+for a in "$@"; do
+  shift
+  if [ "$prev" = --info-fd ]; then fd=$a; prev=; continue; fi
+  prev=$a
+  [ "$a" = --info-fd ] && continue
+  set -- "$@" "$a"
+done
+[ -n "$fd" ] && printf '{{"child-pid": %d}}' $$ > /proc/self/fd/$fd
+exec {} "$@"
+"#,
+            real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sandbox = nightshift_sandbox::Sandbox::new_with_bwrap(&scratch.work(), &fake).unwrap();
+    let out = sh(
+        &sandbox,
+        "tr '\\0' ' ' < /proc/1/cmdline | cut -d' ' -f1; wc -l < /proc/net/dev",
+    )
+    .await;
+    // pid 1 is bwrap itself (not our entered init), and the network is the sandbox's own.
+    assert_eq!(out.output, format!("{}\n3\n", real.display()));
+}
