@@ -271,8 +271,7 @@ impl Sandbox {
             rustup_home: setup.rustup_home.clone(),
         }
         .resolved();
-        let args = setup::bwrap_args(&workdir, host_home.as_deref(), &toolchain);
-        let mut prefix = args.clone();
+        let mut prefix = setup::bwrap_args(&workdir, host_home.as_deref(), &toolchain);
         prefix.push("/bin/sh".into());
         let env: Arc<[(OsString, OsString)]> = setup::base_env(
             Path::new(setup::SANDBOX_HOME),
@@ -280,14 +279,9 @@ impl Sandbox {
             &toolchain,
         )
         .into();
-        let mut shared_args = args.clone();
-        shared_args.splice(
-            shared_args.len().saturating_sub(1)..shared_args.len().saturating_sub(1),
-            setup::shared_read_only_args(host_home.as_deref()),
-        );
         let sessions = session::Sessions::start(
             &setup.bwrap,
-            shared_args,
+            setup::shared_bwrap_args(&workdir, host_home.as_deref(), &toolchain),
             env.clone(),
             &workdir,
             setup::binds_in_tmp(&workdir, host_home.as_deref(), &toolchain),

@@ -151,15 +151,22 @@ pub(crate) fn bwrap_args(
     args
 }
 
-/// bubblewrap's arguments that make the task's shared sandbox read-only where a command could
-/// otherwise leave a file for the next one (and for the checks) to find: /dev and the hidden
-/// homes and /run. They go last, once everything inside them is mounted; /tmp and /dev/shm are
+/// [`bwrap_args`] for the task's shared sandbox: also read-only where a command could
+/// otherwise leave a file for the next one (and for the checks) to find, /dev and the hidden
+/// homes and /run. Those go last, once everything inside them is mounted; /tmp and /dev/shm are
 /// renewed per command instead. A bubblewrap per command needs none of this.
-pub(crate) fn shared_read_only_args(host_home: Option<&Path>) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec!["--remount-ro".into(), "/dev".into()];
+pub(crate) fn shared_bwrap_args(
+    workdir: &Path,
+    host_home: Option<&Path>,
+    tc: &Toolchain,
+) -> Vec<OsString> {
+    let mut args = bwrap_args(workdir, host_home, tc);
+    let end = args.pop(); // "--"
+    args.extend(["--remount-ro".into(), "/dev".into()]);
     for hidden in hidden_dirs(host_home) {
         args.extend(["--remount-ro".into(), hidden.into_os_string()]);
     }
+    args.extend(end);
     args
 }
 
@@ -353,6 +360,23 @@ mod tests {
         assert_eq!(binds_in_tmp(Path::new("/tmp"), None, &tc), None);
         let none = binds_in_tmp(Path::new("/srv/w"), None, &Toolchain::default());
         assert_eq!(none, Some(Vec::new()));
+    }
+
+    #[test]
+    fn the_shared_sandbox_remounts_dev_and_hidden_homes_read_only_last() {
+        let args = shared_bwrap_args(Path::new("/srv/w"), None, &Toolchain::default());
+        let text = args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(text.contains(" --remount-ro /dev "), "{text}");
+        assert!(text.ends_with(" --"), "{text}");
+        let last_bind = text.rfind("--bind").expect("bind");
+        assert!(
+            last_bind < text.find("--remount-ro").expect("remount"),
+            "{text}"
+        );
     }
 
     #[test]
